@@ -1,0 +1,28 @@
+/** The I/O a block machine invokes. Tests replace them with `blockMachine.provide({ actors })`. */
+import { fromCallback, fromPromise } from 'xstate';
+import type { SealReason } from '../../src/archive/manifest.js';
+import type { AckHandle, BlockBuffer, SealedBlock } from '../../src/capture/block-buffer.js';
+import { storeBlock } from '../../src/capture/store-block.js';
+import type { Store } from '../../src/stores/store.js';
+
+export const sealBlock = fromPromise<SealedBlock, { buffer: BlockBuffer<unknown>; reason: SealReason }>(({ input }) =>
+  input.buffer.seal(input.reason),
+);
+
+export const storeSealedBlock = fromPromise<void, { store: Store; block: SealedBlock }>(({ input, signal }) =>
+  storeBlock(input.store, input.block, signal),
+);
+
+/** Acks every message of the block, then waits until the server has received them all. */
+export const ackMessages = fromPromise<void, { acks: AckHandle[]; flush: () => Promise<void> }>(async ({ input }) => {
+  for (const message of input.acks) message.ack();
+  await input.flush();
+});
+
+/** While a block is being stored, marks its messages in progress so their ack_wait does not run out. */
+export const keepAlive = fromCallback<{ type: 'noop' }, { acks: AckHandle[]; intervalMs: number }>(({ input }) => {
+  const timer = setInterval(() => {
+    for (const message of input.acks) message.working();
+  }, input.intervalMs);
+  return () => clearInterval(timer);
+});

@@ -1,0 +1,111 @@
+/** The I/O the subscription machine invokes: bind (or create) the durable consumer, consume from it. */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type Consumer,
+  type ConsumerInfo,
+  type JsMsg,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { fromCallback, fromPromise } from 'xstate';
+import { JetvaultError } from '../../src/errors.js';
+
+export interface BindInput {
+  nc: NatsConnection;
+  stream: string;
+  consumer: string;
+  /** Settings for a consumer jetvault creates. */
+  create: { ackWaitMs: number; maxAckPending: number };
+}
+
+export interface BindResult {
+  consumer: Consumer;
+  info: ConsumerInfo;
+  streamInfo: StreamInfo;
+  created: boolean;
+}
+
+const isApiError = (error: unknown, code: number) => error instanceof JetStreamApiError && error.code === code;
+
+export const bindConsumer = fromPromise<BindResult, BindInput>(async ({ input }) => {
+  const jsm = await jetstreamManager(input.nc);
+  let streamInfo: StreamInfo;
+  try {
+    streamInfo = await jsm.streams.info(input.stream);
+  } catch (cause) {
+    if (isApiError(cause, JetStreamApiCodes.StreamNotFound)) {
+      throw new JetvaultError('JV_STREAM_NOT_FOUND', `stream ${input.stream} does not exist`, { cause });
+    }
+    throw cause;
+  }
+  let info: ConsumerInfo;
+  let created = false;
+  try {
+    info = await jsm.consumers.info(input.stream, input.consumer);
+  } catch (cause) {
+    if (!isApiError(cause, JetStreamApiCodes.ConsumerNotFound)) throw cause;
+    info = await jsm.consumers.add(input.stream, {
+      durable_name: input.consumer,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(input.create.ackWaitMs),
+      max_ack_pending: input.create.maxAckPending,
+      description: 'jetvault capture',
+    });
+    created = true;
+  }
+  if (info.config.deliver_subject) {
+    throw new JetvaultError('JV_CONSUMER_INVALID', `consumer ${input.consumer} is a push consumer; jetvault needs a pull consumer`);
+  }
+  if (info.config.ack_policy !== AckPolicy.Explicit) {
+    throw new JetvaultError(
+      'JV_CONSUMER_INVALID',
+      `consumer ${input.consumer} has ack policy "${info.config.ack_policy}"; jetvault needs "explicit" to ack only what it stored`,
+    );
+  }
+  const consumer = await jetstream(input.nc).consumers.get(input.stream, input.consumer);
+  return { consumer, info, streamInfo, created };
+});
+
+export type ConsumeEvent = { type: 'consumer.lost'; reason: string };
+
+export interface ConsumeInput {
+  consumer: Consumer;
+  onMessage: (message: JsMsg) => void;
+  /** Messages the client keeps buffered ahead of processing. */
+  batch: number;
+}
+
+/**
+ * Pulls messages with the callback form of consume() (the fastest path in nats.js) and reports a
+ * consumer that was deleted or can no longer be found, which the iterator does not end on by itself.
+ */
+export const consumeMessages = fromCallback<{ type: 'noop' }, ConsumeInput>(({ input, sendBack }) => {
+  let stopped = false;
+  let messages: Awaited<ReturnType<Consumer['consume']>> | undefined;
+  void (async () => {
+    messages = await input.consumer.consume({ max_messages: input.batch, callback: input.onMessage });
+    if (stopped) {
+      messages.stop();
+      return;
+    }
+    for await (const s of messages.status()) {
+      if (stopped) break;
+      if (s.type === 'consumer_deleted' || s.type === 'consumer_not_found' || s.type === 'stream_not_found') {
+        sendBack({ type: 'consumer.lost', reason: s.type });
+        break;
+      }
+    }
+  })().catch((error: unknown) => {
+    if (!stopped) sendBack({ type: 'consumer.lost', reason: error instanceof Error ? error.message : String(error) });
+  });
+  return () => {
+    stopped = true;
+    messages?.stop();
+  };
+});

@@ -1,0 +1,54 @@
+/** The I/O the capture supervisor invokes besides its child machines: the clock tick and the `--once` check. */
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { fromCallback } from 'xstate';
+
+/** Ticks drive the blocks' time-based seals (age, idle, ack deadline) without a timer per block. */
+export const ticker = fromCallback<{ type: 'noop' }, { intervalMs: number }>(({ input, sendBack }) => {
+  const timer = setInterval(() => sendBack({ type: 'tick' }), input.intervalMs);
+  return () => clearInterval(timer);
+});
+
+export interface CaughtUpInput {
+  nc: NatsConnection;
+  stream: string;
+  consumer: string;
+  /** The stream's last sequence when capture bound: `--once` captures up to here. */
+  lastSeqAtStart: number;
+  /** Messages this capture holds unacked right now. */
+  held: () => number;
+  intervalMs: number;
+}
+
+/**
+ * `--once`: polls the consumer until everything pending at start was delivered and every message the
+ * server counts as unacknowledged is one this capture holds (none left with an earlier, crashed run).
+ */
+export const watchCaughtUp = fromCallback<{ type: 'noop' }, CaughtUpInput>(({ input, sendBack }) => {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const check = async () => {
+    if (stopped) return;
+    try {
+      const jsm = await jetstreamManager(input.nc);
+      const info = await jsm.consumers.info(input.stream, input.consumer);
+      const delivered = info.num_pending === 0 || info.delivered.stream_seq >= input.lastSeqAtStart;
+      const held = input.held();
+      if (!stopped && delivered && info.num_ack_pending <= held) {
+        sendBack({ type: 'once.caught-up' });
+        return;
+      }
+      if (!stopped && delivered && info.num_ack_pending > held) {
+        sendBack({ type: 'once.waiting', unacked: info.num_ack_pending - held, ackWaitNs: info.config.ack_wait ?? 0 });
+      }
+    } catch {
+      // Connection blips are the connection machine's business; just look again.
+    }
+    if (!stopped) timer = setTimeout(check, input.intervalMs);
+  };
+  timer = setTimeout(check, 0);
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
+});

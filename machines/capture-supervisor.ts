@@ -1,0 +1,361 @@
+/**
+ * The capture supervisor owns the connection, the consumer subscription and one block machine per open
+ * block. Messages flow through the router (src/capture/router.ts) into block buffers; the supervisor
+ * spawns a block machine for each new block, forwards seals and clock ticks, and on shutdown drains:
+ * it stops accepting messages, seals every open block and waits, up to the drain timeout, until each is
+ * stored and acked. Blocks not stored by then are abandoned, never acked.
+ *
+ *   connecting → capturing (binding → running) → draining → stopping → stopped
+ */
+import type { ConsumerInfo } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { assign, emit, enqueueActions, sendTo, setup, stateIn, stopChild, type ActorRefFrom } from 'xstate';
+import type { SealReason } from '../src/archive/manifest.js';
+import type { BlockBuffer } from '../src/capture/block-buffer.js';
+import type { CaptureEvent, CaptureReport } from '../src/capture/events.js';
+import { BlockRouter, type RouterOptions } from '../src/capture/router.js';
+import { JetvaultError } from '../src/errors.js';
+import type { Store } from '../src/stores/store.js';
+import { ticker, watchCaughtUp } from './actors/supervisor-actors.js';
+import { blockMachine, type BlockParentEvent, type BlockRetryPolicy } from './block-machine.js';
+import { connectionMachine, type ConnectionParentEvent } from './connection-machine.js';
+import { subscriptionMachine, type SubscriptionParentEvent } from './subscription-machine.js';
+
+export interface CaptureSupervisorInput {
+  servers: string[];
+  connectOptions: Record<string, unknown>;
+  connection: NatsConnection | undefined;
+  stream: string;
+  consumer: string;
+  create: { ackWaitMs: number; maxAckPending: number };
+  store: Store;
+  router: Omit<RouterOptions<unknown>, 'onOpen' | 'onFull' | 'onUndecodable'>;
+  maxAgeMs: number;
+  idleMs: number;
+  retry: BlockRetryPolicy;
+  drainTimeoutMs: number;
+  once: boolean;
+  now: () => number;
+}
+
+type BlockRef = ActorRefFrom<typeof blockMachine>;
+
+export interface CaptureSupervisorContext extends Omit<CaptureSupervisorInput, 'router'> {
+  router: BlockRouter<unknown>;
+  nc: NatsConnection | undefined;
+  consumerInfo: ConsumerInfo | undefined;
+  lastSeqAtStart: number;
+  ackWaitMs: number;
+  blocks: Record<string, { ref: BlockRef; buffer: BlockBuffer<unknown> }>;
+  startedAt: number;
+  messages: number;
+  blocksAcked: number;
+  storedBytes: number;
+  abandonedBlocks: number;
+  error: unknown;
+}
+
+export type CaptureSupervisorEvent =
+  | ConnectionParentEvent
+  | SubscriptionParentEvent
+  | BlockParentEvent
+  | { type: 'block.open'; blockId: string; buffer: BlockBuffer<unknown> }
+  | { type: 'block.full'; blockId: string; reason: SealReason }
+  | { type: 'message.undecodable'; seq: number; subject: string; error: string }
+  | { type: 'tick' }
+  | { type: 'once.caught-up' }
+  | { type: 'once.waiting'; unacked: number; ackWaitNs: number }
+  | { type: 'drain' }
+  | { type: 'stop' };
+
+export interface CaptureSupervisorOutput {
+  report: CaptureReport;
+  error: unknown;
+}
+
+/** Seal before the ack deadline with a margin for storing (a quarter of ack_wait, at most 30 s). */
+export function ackDeadlineMs(ackWaitMs: number): number {
+  return ackWaitMs - Math.min(ackWaitMs / 4, 30_000);
+}
+
+function tickIntervalMs(context: Pick<CaptureSupervisorContext, 'idleMs' | 'maxAgeMs' | 'ackWaitMs'>): number {
+  const shortest = Math.min(context.idleMs, context.maxAgeMs, ackDeadlineMs(context.ackWaitMs));
+  return Math.max(20, Math.min(1_000, Math.floor(shortest / 4)));
+}
+
+export const captureSupervisorMachine = setup({
+  types: {
+    context: {} as CaptureSupervisorContext,
+    input: {} as CaptureSupervisorInput,
+    events: {} as CaptureSupervisorEvent,
+    output: {} as CaptureSupervisorOutput,
+    emitted: {} as CaptureEvent,
+  },
+  actors: { connection: connectionMachine, subscription: subscriptionMachine, block: blockMachine, ticker, watchCaughtUp },
+  guards: {
+    isOnce: ({ context }) => context.once,
+    noBlocks: ({ context }) => Object.keys(context.blocks).length === 0,
+    blockFailed: ({ event }) => event.type === 'block.finished' && event.outcome === 'failed',
+  },
+  delays: {
+    drainTimeout: ({ context }) => context.drainTimeoutMs,
+  },
+  actions: {
+    spawnBlock: assign({
+      blocks: ({ context, event, spawn }) => {
+        if (event.type !== 'block.open') return context.blocks;
+        const ackWaitMs = context.ackWaitMs;
+        const ref = spawn('block', {
+          id: event.blockId,
+          input: {
+            id: event.blockId,
+            buffer: event.buffer,
+            store: context.store,
+            limits: {
+              maxAgeMs: context.maxAgeMs,
+              idleMs: context.idleMs,
+              ackDeadlineMs: ackDeadlineMs(ackWaitMs),
+              keepAliveMs: Math.max(100, Math.floor(ackWaitMs / 3)),
+            },
+            retry: context.retry,
+            flush: () => context.nc!.flush(),
+            now: context.now,
+          },
+        });
+        return { ...context.blocks, [event.blockId]: { ref, buffer: event.buffer } };
+      },
+    }),
+    announceBlockOpened: emit(({ event }) =>
+      event.type === 'block.open'
+        ? ({ type: 'block.opened', blockId: event.blockId, splitKey: event.buffer.splitKey } as const)
+        : ({ type: 'capture.error', error: 'unexpected event' } as const),
+    ),
+    sealFullBlock: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'block.full') return;
+      const block = context.blocks[event.blockId];
+      if (block) enqueue.sendTo(block.ref, { type: 'seal', reason: event.reason });
+    }),
+    sealAllBlocks: enqueueActions(({ context, enqueue }) => {
+      for (const { ref } of Object.values(context.blocks)) enqueue.sendTo(ref, { type: 'seal', reason: 'drain' });
+    }),
+    abandonAllBlocks: enqueueActions(({ context, enqueue }) => {
+      for (const { ref } of Object.values(context.blocks)) enqueue.sendTo(ref, { type: 'abandon' });
+    }),
+    forwardTick: enqueueActions(({ context, enqueue }) => {
+      for (const { ref } of Object.values(context.blocks)) enqueue.sendTo(ref, { type: 'tick' });
+    }),
+    forwardBlockEvent: emit(({ event }) => (event.type === 'block.event' ? event.event : { type: 'capture.error', error: 'unexpected event' })),
+    countStored: assign({
+      storedBytes: ({ context, event }) =>
+        event.type === 'block.event' && event.event.type === 'block.stored' ? context.storedBytes + event.event.storedBytes : context.storedBytes,
+    }),
+    finishBlock: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'block.finished') return;
+      const block = context.blocks[event.blockId];
+      if (!block) return;
+      context.router.release(block.buffer);
+      enqueue(stopChild(block.ref));
+      const { [event.blockId]: _, ...rest } = context.blocks;
+      enqueue.assign({
+        blocks: rest,
+        messages: context.messages + (event.outcome === 'acked' ? event.messages : 0),
+        blocksAcked: context.blocksAcked + (event.outcome === 'acked' ? 1 : 0),
+        abandonedBlocks: context.abandonedBlocks + (event.outcome === 'acked' ? 0 : 1),
+        error:
+          context.error ??
+          (event.outcome === 'failed'
+            ? new JetvaultError('JV_STORE_FAILED', `block ${event.blockId} could not be stored: ${event.error ?? 'unknown error'}`)
+            : undefined),
+      });
+    }),
+    recordBound: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'subscription.bound') return;
+      const ackWaitMs = Math.max(1, Math.round((event.info.config.ack_wait ?? 30e9) / 1e6));
+      context.router.bound(event.streamInfo.config as unknown as Record<string, unknown>, event.info.config.max_ack_pending ?? -1);
+      enqueue.assign({
+        consumerInfo: event.info,
+        ackWaitMs,
+        lastSeqAtStart: context.consumerInfo ? context.lastSeqAtStart : event.streamInfo.state.last_seq,
+      });
+      enqueue.emit({
+        type: 'consumer.bound',
+        stream: context.stream,
+        consumer: context.consumer,
+        created: event.created,
+        ackWaitMs,
+        maxAckPending: event.info.config.max_ack_pending ?? -1,
+      });
+    }),
+    stopAccepting: ({ context }) => context.router.stopAccepting(),
+    closeConnection: enqueueActions(({ enqueue, self }) => {
+      if (self.getSnapshot().children.connection) enqueue.sendTo('connection', { type: 'close' });
+    }),
+  },
+}).createMachine({
+  id: 'capture',
+  context: ({ input, self }) => ({
+    ...input,
+    router: new BlockRouter<unknown>({
+      ...input.router,
+      onOpen: (blockId, buffer) => self.send({ type: 'block.open', blockId, buffer }),
+      onFull: (blockId, reason) => self.send({ type: 'block.full', blockId, reason }),
+      onUndecodable: (envelope, error) =>
+        self.send({ type: 'message.undecodable', seq: envelope.seq, subject: envelope.subject, error: String(error) }),
+    }),
+    nc: undefined,
+    consumerInfo: undefined,
+    lastSeqAtStart: 0,
+    ackWaitMs: input.create.ackWaitMs,
+    blocks: {},
+    startedAt: input.now(),
+    messages: 0,
+    blocksAcked: 0,
+    storedBytes: 0,
+    abandonedBlocks: 0,
+    error: undefined,
+  }),
+  invoke: {
+    id: 'connection',
+    src: 'connection',
+    input: ({ context }) => ({
+      servers: context.servers,
+      connectOptions: context.connectOptions,
+      ...(context.connection ? { existing: context.connection } : {}),
+    }),
+    onDone: [
+      { guard: stateIn('stopping'), target: '.stopped' },
+      {
+        target: '.stopped',
+        actions: assign({
+          error: ({ context }) => context.error ?? new JetvaultError('JV_CONNECT_FAILED', 'the NATS connection closed unexpectedly'),
+        }),
+      },
+    ],
+  },
+  on: {
+    'block.open': { actions: ['spawnBlock', 'announceBlockOpened'] },
+    'block.full': { actions: 'sealFullBlock' },
+    'block.event': { actions: ['countStored', 'forwardBlockEvent'] },
+    'block.finished': [
+      { guard: 'blockFailed', target: '.stopping', actions: 'finishBlock' },
+      { actions: 'finishBlock' },
+    ],
+    'message.undecodable': {
+      actions: emit(({ event }) => ({ type: 'message.undecodable', seq: event.seq, subject: event.subject, error: event.error }) as const),
+    },
+    tick: { actions: 'forwardTick' },
+    'connection.lost': {
+      actions: emit(({ event }) => ({ type: 'connection.status', status: 'reconnecting', server: event.server }) as const),
+    },
+    'connection.restored': {
+      actions: emit(({ event }) => ({ type: 'connection.status', status: 'connected', server: event.server }) as const),
+    },
+    stop: { target: '.stopping' },
+  },
+  initial: 'connecting',
+  states: {
+    connecting: {
+      entry: emit({ type: 'connection.status', status: 'connecting' }),
+      on: {
+        'connection.ready': {
+          target: 'capturing',
+          actions: [assign({ nc: ({ event }) => event.nc }), emit({ type: 'connection.status', status: 'connected' })],
+        },
+        'connection.failed': {
+          // The connection machine is final already; its onDone lands in `stopped`.
+          actions: [
+            assign({ error: ({ event }) => event.error }),
+            emit(({ event }) => ({ type: 'connection.status', status: 'failed', error: String(event.error) }) as const),
+          ],
+        },
+        drain: 'stopping',
+      },
+    },
+    capturing: {
+      invoke: {
+        id: 'subscription',
+        src: 'subscription',
+        input: ({ context }) => ({
+          nc: context.nc!,
+          stream: context.stream,
+          consumer: context.consumer,
+          create: context.create,
+          onMessage: (message) => context.router.route(message),
+        }),
+      },
+      on: {
+        'subscription.bound': { target: '.running', actions: 'recordBound' },
+        'subscription.failed': { target: 'stopping', actions: assign({ error: ({ event }) => event.error }) },
+        'connection.lost': {
+          actions: [
+            sendTo('subscription', { type: 'pause' }),
+            emit(({ event }) => ({ type: 'connection.status', status: 'reconnecting', server: event.server }) as const),
+          ],
+        },
+        'connection.restored': {
+          actions: [
+            sendTo('subscription', { type: 'resume' }),
+            emit(({ event }) => ({ type: 'connection.status', status: 'connected', server: event.server }) as const),
+          ],
+        },
+        drain: 'draining',
+      },
+      initial: 'binding',
+      states: {
+        binding: {},
+        running: {
+          invoke: { src: 'ticker', input: ({ context }) => ({ intervalMs: tickIntervalMs(context) }) },
+          initial: 'choosing',
+          states: {
+            choosing: {
+              always: [{ guard: 'isOnce', target: 'untilCaughtUp' }, { target: 'continuous' }],
+            },
+            continuous: {},
+            untilCaughtUp: {
+              invoke: {
+                src: 'watchCaughtUp',
+                input: ({ context }) => ({
+                  nc: context.nc!,
+                  stream: context.stream,
+                  consumer: context.consumer,
+                  lastSeqAtStart: context.lastSeqAtStart,
+                  held: () => context.router.held,
+                  intervalMs: 100,
+                }),
+              },
+              on: {
+                'once.caught-up': {
+                  target: '#capture.draining',
+                  actions: emit(({ context }) => ({ type: 'capture.caught-up', messages: context.router.held }) as const),
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    draining: {
+      entry: ['stopAccepting', 'sealAllBlocks'],
+      always: { guard: 'noBlocks', target: 'stopping' },
+      after: { drainTimeout: 'stopping' },
+    },
+    stopping: {
+      entry: ['stopAccepting', 'abandonAllBlocks', 'closeConnection'],
+    },
+    stopped: {
+      type: 'final',
+    },
+  },
+  output: ({ context }) => ({
+    report: {
+      stream: context.stream,
+      consumer: context.consumer,
+      messages: context.messages,
+      blocks: context.blocksAcked,
+      storedBytes: context.storedBytes,
+      abandonedBlocks: context.abandonedBlocks,
+      durationMs: context.now() - context.startedAt,
+    },
+    error: context.error,
+  }),
+});

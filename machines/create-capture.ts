@@ -1,0 +1,154 @@
+/**
+ * createCapture(): resolves the options, starts the supervised capture actor and returns a handle with
+ * typed events. The actor is the control flow; this file only wires options, logging and promises.
+ */
+import { createActor, type Actor } from 'xstate';
+import type { Envelope } from '../src/archive/envelope.js';
+import type { CaptureEvent, CaptureEventOf, CaptureEventType, CaptureHandle, CaptureReport } from '../src/capture/events.js';
+import { CAPTURE_DEFAULTS, defaultConsumerName, validateCaptureOptions, type CaptureOptions } from '../src/capture/options.js';
+import { splitKeyFunction } from '../src/capture/split.js';
+import type { Compression } from '../src/compression/compression.js';
+import { resolveCompression } from '../src/compression/index.js';
+import { describeError, JetvaultError } from '../src/errors.js';
+import type { BlockFormat } from '../src/formats/format.js';
+import { resolveFormat } from '../src/formats/index.js';
+import { silentLogger, type Logger } from '../src/logger.js';
+import { createStore } from '../src/stores/uri.js';
+import { captureSupervisorMachine } from './capture-supervisor.js';
+
+/**
+ * Starts capturing `options.stream` into `options.store`. Throws a UsageError at once for invalid
+ * options; connection and stream problems reject `handle.done`.
+ */
+export function createCapture<T = Envelope>(options: CaptureOptions<T>): CaptureHandle {
+  validateCaptureOptions(options);
+  const logger = options.logger ?? silentLogger();
+  const format = (typeof options.format === 'object' ? options.format : resolveFormat(options.format ?? CAPTURE_DEFAULTS.format)) as BlockFormat<T>;
+  const compression: Compression =
+    typeof options.compression === 'object' ? options.compression : resolveCompression(options.compression ?? CAPTURE_DEFAULTS.compression);
+  const store = typeof options.store === 'string' ? createStore(options.store) : options.store;
+  const stream = options.stream;
+  const consumer = options.consumer ?? defaultConsumerName(stream);
+  const maxAgeMs = options.maxAgeMs ?? CAPTURE_DEFAULTS.maxAgeMs;
+  const idleMs = options.idleMs ?? CAPTURE_DEFAULTS.idleMs;
+  const now = options.now ?? Date.now;
+  const servers = options.servers === undefined ? [] : Array.isArray(options.servers) ? options.servers : [options.servers];
+
+  const actor = createActor(captureSupervisorMachine, {
+    input: {
+      servers,
+      connectOptions: options.connectOptions ?? {},
+      connection: options.connection,
+      stream,
+      consumer,
+      create: {
+        // A created consumer waits longer than a block may stay open, so acks never come too late.
+        ackWaitMs: options.ackWaitMs ?? maxAgeMs + 60_000,
+        maxAckPending: options.maxAckPending ?? CAPTURE_DEFAULTS.maxAckPending,
+      },
+      store,
+      router: {
+        stream,
+        consumer,
+        format: format as BlockFormat<unknown>,
+        compression,
+        splitKeyOf: splitKeyFunction(options.splitBy ?? CAPTURE_DEFAULTS.splitBy),
+        decoder: options.decoder as CaptureOptions<unknown>['decoder'],
+        maxMessages: options.maxMessages ?? CAPTURE_DEFAULTS.maxMessages,
+        maxBytes: options.maxBytes ?? CAPTURE_DEFAULTS.maxBytes,
+        now,
+      },
+      maxAgeMs,
+      idleMs,
+      retry: {
+        baseMs: options.retryBaseMs ?? CAPTURE_DEFAULTS.retryBaseMs,
+        maxMs: options.retryMaxMs ?? CAPTURE_DEFAULTS.retryMaxMs,
+        maxAttempts: options.maxStoreAttempts ?? CAPTURE_DEFAULTS.maxStoreAttempts,
+      },
+      drainTimeoutMs: options.drainTimeoutMs ?? CAPTURE_DEFAULTS.drainTimeoutMs,
+      once: options.once ?? false,
+      now,
+    },
+  });
+  return startHandle(actor, logger.child({ stream, consumer, store: store.description }));
+}
+
+type CaptureActor = Actor<typeof captureSupervisorMachine>;
+
+function startHandle(actor: CaptureActor, logger: Logger): CaptureHandle {
+  const listeners = new Set<(event: CaptureEvent) => void>();
+  actor.on('*', (event) => {
+    logEvent(logger, event);
+    for (const listener of listeners) listener(event);
+  });
+  const done = new Promise<CaptureReport>((resolve, reject) => {
+    actor.subscribe({
+      complete: () => {
+        const output = actor.getSnapshot().output;
+        if (!output) return reject(new JetvaultError('JV_CAPTURE_FAILED', 'capture ended without a report'));
+        if (output.error) {
+          const error =
+            output.error instanceof JetvaultError
+              ? output.error
+              : new JetvaultError('JV_CAPTURE_FAILED', describeError(output.error), { cause: output.error });
+          for (const listener of listeners) listener({ type: 'capture.error', error: error.message, code: error.code });
+          return reject(error);
+        }
+        for (const listener of listeners) listener({ type: 'capture.done', report: output.report });
+        logger.info({ report: output.report }, 'capture.done');
+        resolve(output.report);
+      },
+      error: (error) => reject(new JetvaultError('JV_CAPTURE_FAILED', describeError(error), { cause: error })),
+    });
+  });
+  // Callers that only use events must not get an unhandled rejection.
+  done.catch(() => undefined);
+  actor.start();
+  return {
+    done,
+    drain: () => {
+      actor.send({ type: 'drain' });
+      return done;
+    },
+    stop: async () => {
+      actor.send({ type: 'stop' });
+      await done.catch(() => undefined);
+    },
+    on<K extends CaptureEventType>(type: K, listener: (event: CaptureEventOf<K>) => void) {
+      const wrapped = (event: CaptureEvent) => {
+        if (event.type === type) listener(event as CaptureEventOf<K>);
+      };
+      listeners.add(wrapped);
+      return () => listeners.delete(wrapped);
+    },
+    subscribe(listener: (event: CaptureEvent) => void) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
+
+function logEvent(logger: Logger, event: CaptureEvent): void {
+  switch (event.type) {
+    case 'block.retry':
+      logger.warn(event, 'block.retry');
+      break;
+    case 'block.failed':
+    case 'capture.error':
+      logger.error(event, event.type);
+      break;
+    case 'message.undecodable':
+    case 'block.abandoned':
+      logger.warn(event, event.type);
+      break;
+    case 'connection.status':
+      if (event.status === 'reconnecting' || event.status === 'failed') logger.warn(event, 'connection.status');
+      else logger.info(event, 'connection.status');
+      break;
+    case 'block.opened':
+      logger.debug(event, event.type);
+      break;
+    default:
+      logger.info(event, event.type);
+  }
+}

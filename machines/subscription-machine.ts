@@ -1,0 +1,105 @@
+/**
+ * The consumer subscription: binding (bind to the durable consumer, or create it) → consuming ⇄ paused
+ * (connection down; nats.js resumes the pull by itself) → rebinding (consumer deleted: bind again after
+ * a backoff, re-creating it) → stopped. A stream that does not exist or an unusable consumer is `failed`.
+ */
+import type { Consumer, ConsumerInfo, JsMsg, StreamInfo } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { assign, sendParent, setup } from 'xstate';
+import { exponentialJitter } from '../src/capture/backoff.js';
+import { JetvaultError } from '../src/errors.js';
+import { bindConsumer, consumeMessages, type ConsumeEvent } from './actors/subscription-actors.js';
+
+export interface SubscriptionInput {
+  nc: NatsConnection;
+  stream: string;
+  consumer: string;
+  create: { ackWaitMs: number; maxAckPending: number };
+  onMessage: (message: JsMsg) => void;
+  batch?: number;
+}
+
+export interface SubscriptionContext extends SubscriptionInput {
+  batch: number;
+  handle: Consumer | undefined;
+  info: ConsumerInfo | undefined;
+  attempts: number;
+  error: unknown;
+}
+
+export type SubscriptionEvent = ConsumeEvent | { type: 'pause' } | { type: 'resume' } | { type: 'stop' };
+
+export type SubscriptionParentEvent =
+  | { type: 'subscription.bound'; info: ConsumerInfo; streamInfo: StreamInfo; created: boolean }
+  | { type: 'subscription.lost'; reason: string }
+  | { type: 'subscription.failed'; error: unknown };
+
+export const subscriptionMachine = setup({
+  types: {
+    context: {} as SubscriptionContext,
+    input: {} as SubscriptionInput,
+    events: {} as SubscriptionEvent,
+  },
+  actors: { bindConsumer, consumeMessages },
+  guards: {
+    // A missing stream or a consumer of the wrong kind will not fix itself by retrying.
+    permanentBindError: ({ event }) => (event as { error?: unknown }).error instanceof JetvaultError,
+  },
+  delays: {
+    rebindBackoff: ({ context }) => exponentialJitter(context.attempts, { baseMs: 250, maxMs: 10_000 }),
+  },
+  actions: {
+    announceLost: sendParent(({ event }) => ({
+      type: 'subscription.lost',
+      reason: event.type === 'consumer.lost' ? event.reason : 'unknown',
+    }) satisfies SubscriptionParentEvent),
+    announceFailed: sendParent(({ context }) => ({ type: 'subscription.failed', error: context.error }) satisfies SubscriptionParentEvent),
+  },
+}).createMachine({
+  id: 'subscription',
+  context: ({ input }) => ({ ...input, batch: input.batch ?? 1_000, handle: undefined, info: undefined, attempts: 0, error: undefined }),
+  initial: 'binding',
+  on: { stop: '.stopped' },
+  states: {
+    binding: {
+      entry: assign({ attempts: ({ context }) => context.attempts + 1 }),
+      invoke: {
+        src: 'bindConsumer',
+        input: ({ context }) => ({ nc: context.nc, stream: context.stream, consumer: context.consumer, create: context.create }),
+        onDone: {
+          target: 'active',
+          actions: [
+            assign({ handle: ({ event }) => event.output.consumer, info: ({ event }) => event.output.info, attempts: 0 }),
+            sendParent(({ event }) => ({
+              type: 'subscription.bound',
+              info: event.output.info,
+              streamInfo: event.output.streamInfo,
+              created: event.output.created,
+            }) satisfies SubscriptionParentEvent),
+          ],
+        },
+        onError: [
+          { guard: 'permanentBindError', target: 'failed', actions: assign({ error: ({ event }) => event.error }) },
+          { target: 'rebinding', actions: assign({ error: ({ event }) => event.error }) },
+        ],
+      },
+    },
+    active: {
+      invoke: {
+        src: 'consumeMessages',
+        input: ({ context }) => ({ consumer: context.handle!, onMessage: context.onMessage, batch: context.batch }),
+      },
+      on: { 'consumer.lost': { target: 'rebinding', actions: 'announceLost' } },
+      initial: 'consuming',
+      states: {
+        consuming: { on: { pause: 'paused' } },
+        paused: { on: { resume: 'consuming' } },
+      },
+    },
+    rebinding: {
+      after: { rebindBackoff: 'binding' },
+    },
+    stopped: { type: 'final' },
+    failed: { type: 'final', entry: 'announceFailed' },
+  },
+});

@@ -1,0 +1,133 @@
+/**
+ * The body of one open block, filled on the hot path without any I/O: values are encoded as they
+ * arrive, and the ack handles of their messages are kept until the store confirmed the block.
+ * The block machine (machines/block-machine.ts) decides when it seals; `seal()` turns it into the
+ * exact bytes and manifest to store.
+ */
+import { createHash } from 'node:crypto';
+import type { Envelope } from '../archive/envelope.js';
+import { envelopeTimeIso } from '../archive/envelope.js';
+import { blockKey, manifestKeyFor } from '../archive/keys.js';
+import { ARCHIVE_FORMAT_VERSION, type BlockManifest, type SealReason } from '../archive/manifest.js';
+import type { Compression } from '../compression/compression.js';
+import type { BlockEncoder, BlockFormat } from '../formats/format.js';
+import { VERSION } from '../version.js';
+
+/** What the block keeps of a message to acknowledge it later (a JsMsg satisfies it). */
+export interface AckHandle {
+  ack(): void;
+  nak(millis?: number): void;
+  working(): void;
+}
+
+/** Where a value came from: always known, whatever the format writes. */
+export interface MessageMeta {
+  seq: number;
+  timeNs: bigint;
+}
+
+export interface BlockBufferParams<T> {
+  stream: string;
+  splitKey: string;
+  consumer: string;
+  format: BlockFormat<T>;
+  compression: Compression;
+  streamConfig: Record<string, unknown>;
+  /** Clock in ms; injected so tests run on simulated time. */
+  now: () => number;
+}
+
+export interface SealedBlock {
+  key: string;
+  manifestKey: string;
+  body: Buffer;
+  manifest: BlockManifest;
+}
+
+export class BlockBuffer<T = Envelope> {
+  readonly stream: string;
+  readonly splitKey: string;
+  readonly openedAt: number;
+  count = 0;
+  /** Encoded (uncompressed) bytes so far. */
+  bytes = 0;
+  firstSeq = 0;
+  lastSeq = 0;
+  firstTimeNs = 0n;
+  lastTimeNs = 0n;
+  lastAppendAt: number;
+  /** Set when the block starts sealing: the router then opens a new block for this split key. */
+  closed = false;
+  readonly acks: AckHandle[] = [];
+  private readonly encoder: BlockEncoder<T>;
+  private readonly params: BlockBufferParams<T>;
+
+  constructor(params: BlockBufferParams<T>) {
+    this.params = params;
+    this.stream = params.stream;
+    this.splitKey = params.splitKey;
+    this.encoder = params.format.createEncoder();
+    this.openedAt = params.now();
+    this.lastAppendAt = this.openedAt;
+  }
+
+  append(value: T, meta: MessageMeta, ack?: AckHandle): void {
+    this.bytes += this.encoder.write(value);
+    if (this.count === 0) {
+      this.firstSeq = meta.seq;
+      this.firstTimeNs = meta.timeNs;
+    }
+    // Redeliveries can arrive out of order; the key needs the true range.
+    if (meta.seq < this.firstSeq) {
+      this.firstSeq = meta.seq;
+      this.firstTimeNs = meta.timeNs;
+    }
+    if (meta.seq > this.lastSeq) {
+      this.lastSeq = meta.seq;
+      this.lastTimeNs = meta.timeNs;
+    }
+    this.count++;
+    this.lastAppendAt = this.params.now();
+    if (ack) this.acks.push(ack);
+  }
+
+  /** Encodes, compresses and checksums the block. The buffer must not be appended to afterwards. */
+  async seal(reason: SealReason): Promise<SealedBlock> {
+    const { format, compression } = this.params;
+    const chunks = this.encoder.finish();
+    const encodedBytes = chunks.reduce((n, c) => n + c.length, 0);
+    const body = await compression.compress(chunks);
+    const extension = compression.extension ? `${format.extension}.${compression.extension}` : format.extension;
+    const key = blockKey({
+      stream: this.stream,
+      splitKey: this.splitKey,
+      firstSeq: this.firstSeq,
+      lastSeq: this.lastSeq,
+      firstTimeNs: this.firstTimeNs,
+      extension,
+    });
+    const manifest: BlockManifest = {
+      archiveVersion: ARCHIVE_FORMAT_VERSION,
+      jetvaultVersion: VERSION,
+      key,
+      stream: this.stream,
+      splitKey: this.splitKey,
+      consumer: this.params.consumer,
+      format: format.name,
+      compression: compression.name,
+      restorable: typeof format.decode === 'function',
+      messages: this.count,
+      firstSeq: this.firstSeq,
+      lastSeq: this.lastSeq,
+      firstTime: envelopeTimeIso(this.firstTimeNs),
+      lastTime: envelopeTimeIso(this.lastTimeNs),
+      storedBytes: body.length,
+      encodedBytes,
+      sha256: createHash('sha256').update(body).digest('hex'),
+      sealedBy: reason,
+      createdAt: new Date(this.params.now()).toISOString(),
+      streamConfig: this.params.streamConfig,
+    };
+    return { key, manifestKey: manifestKeyFor(key), body, manifest };
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Capture options, their defaults and their validation. Durations are in milliseconds, sizes in bytes.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Envelope } from '../archive/envelope.js';
+import type { Compression } from '../compression/compression.js';
+import { UsageError } from '../errors.js';
+import type { BlockFormat } from '../formats/format.js';
+import type { Logger } from '../logger.js';
+import type { Store } from '../stores/store.js';
+
+/**
+ * How messages are grouped into blocks: one block series per distinct key.
+ * `none` puts everything in one series; `subject` splits by subject; `header:NAME` by a header's first
+ * value; `field:PATH` by a dotted path into a JSON payload; a function decides by itself.
+ */
+export type SplitBy = 'none' | 'subject' | `header:${string}` | `field:${string}` | ((envelope: Envelope) => string);
+
+/**
+ * A user decoder: turns a captured message into the value the format writes, and optionally picks
+ * its split key. Throwing marks the message undecodable (it is left unacked and logged).
+ */
+export type MessageDecoder<T> = (envelope: Envelope) => { value: T; splitKey?: string };
+
+export interface CaptureOptions<T = Envelope> {
+  /** NATS server URL(s). Ignored when `connection` is given. */
+  servers?: string | string[];
+  /** An existing connection to use (jetvault will not close it). */
+  connection?: NatsConnection;
+  /** Extra nats.js connect options (user, pass, token, tls…); never logged. */
+  connectOptions?: Record<string, unknown>;
+  stream: string;
+  /**
+   * Durable consumer to bind to. Created (durable pull, explicit ack) when it does not exist.
+   * Default: `jetvault-<stream>`.
+   */
+  consumer?: string;
+  /** Where blocks go: a Store, or a URI / path resolved by createStore(). */
+  store: Store | string;
+  /** Block format: a name (`raw` default, `ndjson`, `csv`) or a custom format. */
+  format?: 'raw' | 'ndjson' | 'csv' | BlockFormat<T>;
+  compression?: 'none' | 'gzip' | 'snappy' | Compression;
+  /** Default `subject`. */
+  splitBy?: SplitBy;
+  /** Custom decoder; required when the format writes something other than envelopes. */
+  decoder?: MessageDecoder<T>;
+  /** Seal a block at this many messages. Default 100,000. */
+  maxMessages?: number;
+  /** Seal a block at this many encoded bytes. Default 64 MiB. */
+  maxBytes?: number;
+  /** Seal a block this long after it opened. Default 15 min. */
+  maxAgeMs?: number;
+  /** Seal a block that received nothing for this long. Default 30 s. */
+  idleMs?: number;
+  /** ack_wait of a consumer jetvault creates. Default 5 min. Blocks seal before it runs out. */
+  ackWaitMs?: number;
+  /** max_ack_pending of a consumer jetvault creates. Default 100,000. */
+  maxAckPending?: number;
+  /** How long shutdown may take to store and ack open blocks. Default 30 s. */
+  drainTimeoutMs?: number;
+  /** Capture what is pending at start, store and ack it, then finish. */
+  once?: boolean;
+  /** Retry delays for failed stores: exponential with jitter, starting here. Default 500 ms. */
+  retryBaseMs?: number;
+  /** Upper bound of one retry delay. Default 30 s. */
+  retryMaxMs?: number;
+  /** Give up a block after this many failed store attempts. Default unlimited. */
+  maxStoreAttempts?: number;
+  logger?: Logger;
+  /** Clock in ms; tests inject a simulated one. */
+  now?: () => number;
+}
+
+export const CAPTURE_DEFAULTS = {
+  format: 'raw',
+  compression: 'none',
+  splitBy: 'subject',
+  maxMessages: 100_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxAgeMs: 15 * 60_000,
+  idleMs: 30_000,
+  ackWaitMs: 5 * 60_000,
+  maxAckPending: 100_000,
+  drainTimeoutMs: 30_000,
+  retryBaseMs: 500,
+  retryMaxMs: 30_000,
+  maxStoreAttempts: Number.POSITIVE_INFINITY,
+} as const;
+
+export function defaultConsumerName(stream: string): string {
+  return `jetvault-${stream}`;
+}
+
+const positiveInt = (name: string, v: number | undefined) => {
+  if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new UsageError(`${name} must be a positive integer, got ${v}`);
+};
+const positiveMs = (name: string, v: number | undefined) => {
+  if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new UsageError(`${name} must be a positive duration, got ${v}`);
+};
+
+/** Throws a UsageError for the first invalid option. */
+export function validateCaptureOptions<T>(options: CaptureOptions<T>): void {
+  if (!options.stream || !/^[^\s.*>]+$/.test(options.stream)) {
+    throw new UsageError(`stream name ${JSON.stringify(options.stream ?? '')} is not valid (no spaces, '.', '*' or '>')`);
+  }
+  if (options.consumer !== undefined && !/^[^\s.*>]+$/.test(options.consumer)) {
+    throw new UsageError(`consumer name ${JSON.stringify(options.consumer)} is not valid (no spaces, '.', '*' or '>')`);
+  }
+  if (!options.connection && (options.servers === undefined || options.servers.length === 0)) {
+    throw new UsageError('a server URL (or a connection) is required');
+  }
+  positiveInt('maxMessages', options.maxMessages);
+  positiveInt('maxBytes', options.maxBytes);
+  positiveInt('maxAckPending', options.maxAckPending);
+  positiveInt('maxStoreAttempts', options.maxStoreAttempts === Number.POSITIVE_INFINITY ? undefined : options.maxStoreAttempts);
+  positiveMs('maxAgeMs', options.maxAgeMs);
+  positiveMs('idleMs', options.idleMs);
+  positiveMs('ackWaitMs', options.ackWaitMs);
+  positiveMs('drainTimeoutMs', options.drainTimeoutMs);
+  positiveMs('retryBaseMs', options.retryBaseMs);
+  positiveMs('retryMaxMs', options.retryMaxMs);
+  const split = options.splitBy;
+  if (typeof split === 'string' && !['none', 'subject'].includes(split)) {
+    const m = /^(header|field):(.+)$/.exec(split);
+    if (!m) throw new UsageError(`split-by ${JSON.stringify(split)} is not valid (use none, subject, header:NAME or field:PATH)`);
+  }
+}

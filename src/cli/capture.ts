@@ -1,0 +1,136 @@
+/**
+ * `jetvault capture`: flags → CaptureOptions → createCapture(). With `--once` it ends when the pending
+ * messages are stored and acked; otherwise it runs until SIGINT/SIGTERM, then drains (a second signal
+ * stops at once). The one-line summary goes to stdout; the library logs its events to stderr.
+ */
+import { Command, Option } from 'commander';
+import { createCapture } from '../../machines/create-capture.js';
+import { CAPTURE_DEFAULTS, validateCaptureOptions, type CaptureOptions, type SplitBy } from '../capture/options.js';
+import type { CaptureHandle, CaptureReport } from '../capture/events.js';
+import { COMPRESSION_NAMES } from '../compression/index.js';
+import { JetvaultError } from '../errors.js';
+import { FORMAT_NAMES } from '../formats/index.js';
+import { createStore } from '../stores/uri.js';
+import { ExitCode } from './exit-codes.js';
+import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
+import { collectServers, formatDuration, formatSize, parseDuration, parsePositiveInt, parseSize } from './parse.js';
+import { seconds, type CliContext } from './report.js';
+
+export interface CaptureFlags {
+  server: string[];
+  stream: string;
+  consumer?: string;
+  store: string;
+  format?: 'raw' | 'ndjson' | 'csv';
+  compression?: 'none' | 'gzip' | 'snappy';
+  maxAge?: number;
+  maxMessages?: number;
+  maxBytes?: number;
+  idle?: number;
+  splitBy?: string;
+  once?: boolean;
+  ackWait?: number;
+  maxAckPending?: number;
+  drainTimeout?: number;
+  logLevel: LogLevel;
+}
+
+const D = CAPTURE_DEFAULTS;
+
+export function captureCommand(ctx: CliContext): Command {
+  return new Command('capture')
+    .description('capture a JetStream stream into compressed blocks in a store')
+    .requiredOption('--server <url>', 'NATS server URL; repeat or comma-separate for several', collectServers)
+    .requiredOption('--stream <name>', 'stream to capture')
+    .option('--consumer <name>', 'durable consumer to bind (created when missing; default jetvault-<stream>)')
+    .requiredOption('--store <uri>', 'where blocks go: file:///abs/dir or a directory path')
+    .addOption(new Option('--format <name>', `block format (default ${D.format})`).choices(FORMAT_NAMES))
+    .addOption(new Option('--compression <name>', `block compression (default ${D.compression})`).choices(COMPRESSION_NAMES))
+    .option('--max-age <duration>', `seal a block this long after it opened (default ${formatDuration(D.maxAgeMs)})`, (v) => parseDuration(v, '--max-age'))
+    .option('--max-messages <n>', `seal a block at this many messages (default ${D.maxMessages})`, (v) => parsePositiveInt(v, '--max-messages'))
+    .option('--max-bytes <size>', `seal a block at this many encoded bytes (default ${formatSize(D.maxBytes)})`, (v) => parseSize(v, '--max-bytes'))
+    .option('--idle <duration>', `seal a block that received nothing for this long (default ${formatDuration(D.idleMs)})`, (v) => parseDuration(v, '--idle'))
+    .option('--split-by <how>', `one block series per: none, subject, header:NAME or field:PATH (default ${D.splitBy})`)
+    .option('--once', 'capture what is pending now, store and ack it, then exit')
+    .option('--ack-wait <duration>', 'ack_wait of a consumer jetvault creates (default: --max-age plus 1m)', (v) => parseDuration(v, '--ack-wait'))
+    .option('--max-ack-pending <n>', `max_ack_pending of a consumer jetvault creates (default ${D.maxAckPending})`, (v) => parsePositiveInt(v, '--max-ack-pending'))
+    .option('--drain-timeout <duration>', `how long shutdown may take to store and ack open blocks (default ${formatDuration(D.drainTimeoutMs)})`, (v) => parseDuration(v, '--drain-timeout'))
+    .addOption(logLevelOption())
+    .action(async (flags: CaptureFlags) => {
+      ctx.exitCode = await runCapture(flags, ctx);
+    });
+}
+
+/** Only options the user gave are set, so the library's defaults apply to the rest. */
+export function captureOptionsFrom(flags: CaptureFlags): Omit<CaptureOptions, 'store'> & { store: string } {
+  const options: Omit<CaptureOptions, 'store'> & { store: string } = { servers: flags.server, stream: flags.stream, store: flags.store };
+  if (flags.consumer !== undefined) options.consumer = flags.consumer;
+  if (flags.format !== undefined) options.format = flags.format;
+  if (flags.compression !== undefined) options.compression = flags.compression;
+  if (flags.maxAge !== undefined) options.maxAgeMs = flags.maxAge;
+  if (flags.maxMessages !== undefined) options.maxMessages = flags.maxMessages;
+  if (flags.maxBytes !== undefined) options.maxBytes = flags.maxBytes;
+  if (flags.idle !== undefined) options.idleMs = flags.idle;
+  if (flags.splitBy !== undefined) options.splitBy = flags.splitBy as SplitBy;
+  if (flags.once) options.once = true;
+  if (flags.ackWait !== undefined) options.ackWaitMs = flags.ackWait;
+  if (flags.maxAckPending !== undefined) options.maxAckPending = flags.maxAckPending;
+  if (flags.drainTimeout !== undefined) options.drainTimeoutMs = flags.drainTimeout;
+  return options;
+}
+
+export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<ExitCode> {
+  const logger = createCliLogger(flags.logLevel);
+  ctx.logger = logger;
+  const options = captureOptionsFrom(flags);
+  // Bad values and unknown store schemes fail here, before anything connects.
+  validateCaptureOptions(options);
+  const store = createStore(options.store);
+  try {
+    const handle = createCapture({ ...options, store, logger });
+    const report = flags.once ? await handle.done : await runUntilSignalled(handle, ctx);
+    ctx.out(captureSummary(report));
+    return ExitCode.ok;
+  } finally {
+    await store.close?.();
+  }
+}
+
+/** Resolves with the drained report after the first SIGINT/SIGTERM; a second one stops at once and fails. */
+function runUntilSignalled(handle: CaptureHandle, ctx: CliContext): Promise<CaptureReport> {
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  let received = 0;
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const result = new Promise<CaptureReport>((resolve, reject) => {
+    onSignal = (signal) => {
+      received += 1;
+      if (received === 1) {
+        ctx.err(`jetvault: ${signal}: draining (storing and acking open blocks); send it again to stop at once`);
+        handle.drain().then(resolve, reject);
+        return;
+      }
+      const stopped = new JetvaultError(
+        'JV_CAPTURE_FAILED',
+        `stopped by a second ${signal} before the drain finished; unacked messages will be redelivered`,
+      );
+      handle.stop().then(
+        () => reject(stopped),
+        () => reject(stopped),
+      );
+    };
+    // The capture may also end by itself (a fatal error, or the stream deleted).
+    handle.done.then(resolve, reject);
+  });
+  for (const signal of signals) process.on(signal, onSignal);
+  return result.finally(() => {
+    for (const signal of signals) process.off(signal, onSignal);
+  });
+}
+
+export function captureSummary(report: CaptureReport): string {
+  const abandoned = report.abandonedBlocks > 0 ? `; ${report.abandonedBlocks} blocks left unacked (their messages will be redelivered)` : '';
+  return (
+    `captured ${report.messages} messages in ${report.blocks} blocks (${report.storedBytes} bytes) ` +
+    `from ${report.stream} via consumer ${report.consumer} in ${seconds(report.durationMs)} s${abandoned}`
+  );
+}

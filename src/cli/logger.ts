@@ -1,0 +1,28 @@
+/**
+ * The CLI's logger: pino JSON lines on stderr (stdout carries only results), level from `--log-level`,
+ * credentials redacted with the library's REDACT_PATHS.
+ */
+import { Option } from 'commander';
+import { pino, type Level, type Logger } from 'pino';
+import { REDACT_PATHS } from '../logger.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = Level | 'silent';
+export const DEFAULT_LOG_LEVEL: LogLevel = 'warn';
+
+export function createCliLogger(level: LogLevel = DEFAULT_LOG_LEVEL): Logger {
+  return pino(
+    {
+      name: 'jetvault',
+      level,
+      redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+    },
+    // Synchronous, so the last lines before process.exit() are not lost.
+    pino.destination({ fd: 2, sync: true }),
+  );
+}
+
+/** `--log-level`, offered by every command. */
+export function logLevelOption(): Option {
+  return new Option('--log-level <level>', 'log level of the JSON log lines on stderr').choices(LOG_LEVELS).default(DEFAULT_LOG_LEVEL);
+}
