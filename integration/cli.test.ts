@@ -74,10 +74,10 @@ describe.skipIf(!built)('jetvault CLI', () => {
   });
 
   describe('--help', () => {
-    it.each([[], ['capture'], ['restore'], ['verify'], ['machines'], ['demo']])('jetvault %s --help exits 0 with usage on stdout', async (...command) => {
-      const run = await jetvault([...command, '--help']);
+    it.each(['', 'capture', 'restore', 'verify', 'machines', 'demo'])('jetvault %s --help exits 0 with usage on stdout', async (command) => {
+      const run = await jetvault(command ? [command, '--help'] : ['--help']);
       expect(run.code).toBe(0);
-      expect(run.stdout).toContain(`Usage: jetvault${command.length ? ` ${command[0]}` : ''}`);
+      expect(run.stdout).toContain(`Usage: jetvault${command ? ` ${command}` : ''}`);
       expect(run.stderr).toBe('');
     });
 
@@ -193,7 +193,7 @@ describe.skipIf(!built)('jetvault CLI', () => {
       const dir = path.join(workDir, 'archive');
       const capture = await jetvault(['capture', '--server', a.url, '--stream', stream, '--store', `file://${dir}`, '--compression', 'gzip', '--max-messages', '25', '--once']);
       expect(capture.code, capture.stderr).toBe(0);
-      expect(capture.stdout).toMatch(new RegExp(`^captured ${count} messages in \\d+ blocks \\(\\d+ bytes\\) from ${stream} via consumer jetvault-${stream} in [\\d.]+ s\\n$`));
+      expect(capture.stdout).toMatch(new RegExp(`^captured ${count} messages in \\d+ blocks? \\(\\d+ bytes\\) from ${stream} via consumer jetvault-${stream} in [\\d.]+ s\\n$`));
 
       const verified = await jetvault(['verify', '--from', dir, '--server', a.url, '--stream', stream]);
       expect(verified.code, verified.stderr).toBe(0);
@@ -201,7 +201,7 @@ describe.skipIf(!built)('jetvault CLI', () => {
 
       const restored = await jetvault(['restore', '--from', dir, '--server', b.url]);
       expect(restored.code, restored.stderr).toBe(0);
-      expect(restored.stdout).toMatch(new RegExp(`^restored ${count} messages from \\d+ blocks into ${stream} \\(created\\) in [\\d.]+ s`));
+      expect(restored.stdout).toMatch(new RegExp(`^restored ${count} messages from \\d+ blocks? into ${stream} \\(created\\) in [\\d.]+ s`));
 
       // A second restore into the same, now non-empty, stream is refused without --append.
       const again = await jetvault(['restore', '--from', dir, '--server', b.url, '--no-create']);

@@ -41,16 +41,14 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const s of [source, target]) {
-    let t = performance.now();
-    await s?.nc.close();
-    process.stdout.write(`close ${performance.now() - t}\n`);
-    t = performance.now();
-    await s?.server.dispose();
-    process.stdout.write(`dispose ${performance.now() - t}\n`);
-  }
+  await Promise.all(
+    [source, target].map(async (s) => {
+      await s?.nc.close();
+      await s?.server.dispose();
+    }),
+  );
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+}, 60_000);
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'jv-restore-it-'));

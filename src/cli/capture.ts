@@ -14,7 +14,7 @@ import { createStore } from '../stores/uri.js';
 import { ExitCode } from './exit-codes.js';
 import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
 import { collectServers, formatDuration, formatSize, parseDuration, parsePositiveInt, parseSize } from './parse.js';
-import { seconds, type CliContext } from './report.js';
+import { plural, seconds, type CliContext } from './report.js';
 
 export interface CaptureFlags {
   server: string[];
@@ -96,41 +96,39 @@ export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<
   }
 }
 
-/** Resolves with the drained report after the first SIGINT/SIGTERM; a second one stops at once and fails. */
-function runUntilSignalled(handle: CaptureHandle, ctx: CliContext): Promise<CaptureReport> {
+/** The drained report after the first SIGINT/SIGTERM; a second one stops at once and fails (exit 1). */
+async function runUntilSignalled(handle: CaptureHandle, ctx: CliContext): Promise<CaptureReport> {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
   let received = 0;
-  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
-  const result = new Promise<CaptureReport>((resolve, reject) => {
-    onSignal = (signal) => {
-      received += 1;
-      if (received === 1) {
-        ctx.err(`jetvault: ${signal}: draining (storing and acking open blocks); send it again to stop at once`);
-        handle.drain().then(resolve, reject);
-        return;
-      }
-      const stopped = new JetvaultError(
-        'JV_CAPTURE_FAILED',
-        `stopped by a second ${signal} before the drain finished; unacked messages will be redelivered`,
-      );
-      handle.stop().then(
-        () => reject(stopped),
-        () => reject(stopped),
-      );
-    };
-    // The capture may also end by itself (a fatal error, or the stream deleted).
-    handle.done.then(resolve, reject);
-  });
+  let forced: JetvaultError | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    received += 1;
+    if (received === 1) {
+      ctx.err(`jetvault: ${signal}: draining (storing and acking open blocks); send it again to stop at once`);
+      // Its outcome arrives through handle.done below.
+      handle.drain().catch(() => undefined);
+    } else if (received === 2) {
+      forced = new JetvaultError('JV_CAPTURE_FAILED', `stopped by a second ${signal} before the drain finished; unacked messages will be redelivered`);
+      void handle.stop();
+    }
+  };
   for (const signal of signals) process.on(signal, onSignal);
-  return result.finally(() => {
+  try {
+    // Also settles when the capture ends by itself (a fatal error, the stream deleted).
+    const report = await handle.done;
+    if (forced) throw forced;
+    return report;
+  } catch (error) {
+    throw forced ?? error;
+  } finally {
     for (const signal of signals) process.off(signal, onSignal);
-  });
+  }
 }
 
 export function captureSummary(report: CaptureReport): string {
-  const abandoned = report.abandonedBlocks > 0 ? `; ${report.abandonedBlocks} blocks left unacked (their messages will be redelivered)` : '';
+  const abandoned = report.abandonedBlocks > 0 ? `; ${plural(report.abandonedBlocks, 'block')} left unacked (their messages will be redelivered)` : '';
   return (
-    `captured ${report.messages} messages in ${report.blocks} blocks (${report.storedBytes} bytes) ` +
+    `captured ${plural(report.messages, 'message')} in ${plural(report.blocks, 'block')} (${report.storedBytes} bytes) ` +
     `from ${report.stream} via consumer ${report.consumer} in ${seconds(report.durationMs)} s${abandoned}`
   );
 }

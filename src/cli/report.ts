@@ -68,3 +68,8 @@ export function reportError(error: unknown, io: CliIO, logger?: Logger): ExitCod
 export function seconds(ms: number): string {
   return (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
 }
+
+/** `1 block`, `6 blocks`. */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

@@ -8,7 +8,7 @@ import { createStore } from '../stores/uri.js';
 import { ExitCode } from './exit-codes.js';
 import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
 import { collectServers } from './parse.js';
-import { seconds, type CliContext } from './report.js';
+import { plural, seconds, type CliContext } from './report.js';
 
 export interface RestoreFlags {
   from: string;
@@ -54,9 +54,9 @@ export async function runRestore(flags: RestoreFlags, ctx: CliContext): Promise<
 }
 
 export function restoreSummary(report: RestoreReport): string {
-  const duplicates = report.skippedDuplicates > 0 ? `; skipped ${report.skippedDuplicates} duplicates held twice in the archive` : '';
+  const duplicates = report.skippedDuplicates > 0 ? `; skipped ${plural(report.skippedDuplicates, 'duplicate')} held twice in the archive` : '';
   return (
-    `restored ${report.messages} messages from ${report.blocks} blocks into ${report.targetStream} ` +
+    `restored ${plural(report.messages, 'message')} from ${plural(report.blocks, 'block')} into ${report.targetStream} ` +
     `(${report.createdStream ? 'created' : 'existing'}) in ${seconds(report.durationMs)} s${duplicates}`
   );
 }

@@ -9,7 +9,7 @@ import { createStore } from '../stores/uri.js';
 import { ExitCode } from './exit-codes.js';
 import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
 import { collectServers } from './parse.js';
-import { oneLine, type CliContext } from './report.js';
+import { oneLine, plural, type CliContext } from './report.js';
 
 export interface VerifyFlags {
   from: string;
@@ -72,7 +72,7 @@ function differenceCount(report: VerifyReport): number {
 /** `2000 messages identical (sequence mode)`, or the counts of what differs. */
 export function verifySummary(report: VerifyReport): string {
   const where = `${report.stream} (${report.mode} mode)`;
-  if (report.ok) return `${report.matched} messages identical in ${where}`;
+  if (report.ok) return `${plural(report.matched, 'message')} identical in ${where}`;
   const counts = [
     report.missingInStream > 0 ? `${report.missingInStream} missing in the stream` : '',
     report.missingInArchive > 0 ? `${report.missingInArchive} missing in the archive` : '',

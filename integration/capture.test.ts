@@ -1,0 +1,140 @@
+/**
+ * The live capture path against a real nats-server: quiet streams flush on idle, a failing store is
+ * retried without early acks, and the archive always verifies against the stream.
+ */
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCapture } from '../machines/create-capture.js';
+import { verify } from '../restore/verify.js';
+import type { CaptureEvent } from '../src/capture/events.js';
+import { StoreError } from '../src/errors.js';
+import { FileStore } from '../src/stores/fs.js';
+import type { Store } from '../src/stores/store.js';
+import { startNatsServer, uniqueName, type NatsServer } from './helpers/nats-server.js';
+import { mixedMessages, publishAll } from './helpers/streams.js';
+
+let server: NatsServer;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url });
+  jsm = await jetstreamManager(nc);
+});
+afterAll(async () => {
+  await nc?.close();
+  await server?.dispose();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jv-capture-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function newStream(prefix: string, subjects = 4): Promise<{ stream: string; subjects: string[] }> {
+  const stream = uniqueName(prefix);
+  await jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`] });
+  return { stream, subjects: Array.from({ length: subjects }, (_, i) => `${stream.toLowerCase()}.s${i}`) };
+}
+
+describe('capture', () => {
+  it('flushes a quiet stream: 10 messages, then nothing, stored and acked within idle time + 1 s', async () => {
+    const { stream, subjects } = await newStream('QUIET', 1);
+    const dir = tempDir();
+    const idleMs = 1_000;
+    const capture = createCapture({ servers: server.url, stream, store: dir, idleMs });
+    const acked = new Promise<number>((resolve) => capture.on('block.acked', () => resolve(Date.now())));
+    const sealed = new Promise<CaptureEvent>((resolve) => capture.on('block.sealed', resolve));
+    await new Promise<void>((resolve) => capture.on('consumer.bound', () => resolve()));
+    await publishAll(nc, stream, mixedMessages(10, subjects));
+    const lastPublishAt = Date.now();
+    const ackedAt = await acked;
+    expect(await sealed).toMatchObject({ reason: 'idle', messages: 10 });
+    expect(ackedAt - lastPublishAt).toBeLessThanOrEqual(idleMs + 1_000);
+    const info = await jsm.consumers.info(stream, `jetvault-${stream}`);
+    expect(info.num_ack_pending).toBe(0);
+    expect(info.num_pending).toBe(0);
+    const report = await capture.drain();
+    expect(report.messages).toBe(10);
+    const check = await verify({ from: dir, connection: nc, stream });
+    expect(check.ok).toBe(true);
+    expect(check.archivedMessages).toBe(10);
+  });
+
+  it('retries a store that fails 3 times: nothing acked before it succeeds, nothing lost', async () => {
+    const { stream, subjects } = await newStream('FLAKY', 1);
+    const dir = tempDir();
+    const real = new FileStore(dir);
+    let blockPuts = 0;
+    let consumerDuringFailures: { ackPending: number; ackFloor: number } | undefined;
+    const flaky: Store = {
+      description: 'flaky+' + real.description,
+      put: async (key, body, options) => {
+        if (!key.endsWith('.manifest.json') && ++blockPuts <= 3) {
+          const info = await jsm.consumers.info(stream, `jetvault-${stream}`);
+          consumerDuringFailures = { ackPending: info.num_ack_pending, ackFloor: info.ack_floor.stream_seq };
+          throw new StoreError('JV_STORE_UNAVAILABLE', `injected outage ${blockPuts}`);
+        }
+        return real.put(key, body, options);
+      },
+      get: (key, options) => real.get(key, options),
+      list: (prefix) => real.list(prefix),
+      exists: (key) => real.exists(key),
+      delete: (key) => real.delete(key),
+    };
+    await publishAll(nc, stream, mixedMessages(500, subjects));
+    const events: CaptureEvent[] = [];
+    const capture = createCapture({ servers: server.url, stream, store: flaky, once: true, retryBaseMs: 50, retryMaxMs: 200 });
+    capture.subscribe((e) => events.push(e));
+    const report = await capture.done;
+    const retries = events.filter((e) => e.type === 'block.retry');
+    expect(retries.map((e) => (e as { attempt: number }).attempt)).toEqual([1, 2, 3]);
+    expect(retries[0]).toMatchObject({ error: expect.stringContaining('injected outage 1') });
+    // While the store was failing, all 500 messages were still unacknowledged on the server.
+    expect(consumerDuringFailures).toEqual({ ackPending: 500, ackFloor: 0 });
+    const stored = events.findIndex((e) => e.type === 'block.stored');
+    const firstAck = events.findIndex((e) => e.type === 'block.acked');
+    expect(stored).toBeGreaterThan(events.lastIndexOf(retries[2]!));
+    expect(firstAck).toBeGreaterThan(stored);
+    expect(report).toMatchObject({ messages: 500, blocks: 1, abandonedBlocks: 0 });
+    const check = await verify({ from: dir, connection: nc, stream });
+    expect(check).toMatchObject({ ok: true, archivedMessages: 500, matched: 500 });
+  });
+
+  it('splits by header, seals at max messages, and seals the rest at the end of --once', async () => {
+    const { stream, subjects } = await newStream('SPLIT', 2);
+    const dir = tempDir();
+    await publishAll(nc, stream, mixedMessages(1_000, subjects));
+    const sealed: Array<{ reason: string; messages: number }> = [];
+    const capture = createCapture({ servers: server.url, stream, store: dir, once: true, splitBy: 'header:x-tag', maxMessages: 150 });
+    capture.on('block.sealed', (e) => sealed.push({ reason: e.reason, messages: e.messages }));
+    const report = await capture.done;
+    expect(report.messages).toBe(1_000);
+    expect(sealed.filter((s) => s.reason === 'max-messages').every((s) => s.messages === 150)).toBe(true);
+    expect(sealed.some((s) => s.reason === 'drain')).toBe(true);
+    expect(sealed.reduce((n, s) => n + s.messages, 0)).toBe(1_000);
+    const check = await verify({ from: dir, connection: nc, stream });
+    expect(check.ok).toBe(true);
+  });
+
+  it('fails with JV_STREAM_NOT_FOUND for a stream that does not exist', async () => {
+    const capture = createCapture({ servers: server.url, stream: uniqueName('MISSING'), store: tempDir(), once: true });
+    await expect(capture.done).rejects.toMatchObject({ code: 'JV_STREAM_NOT_FOUND' });
+  });
+
+  it('fails with JV_CONNECT_FAILED when no server listens', async () => {
+    const gone = await startNatsServer();
+    const url = gone.url;
+    await gone.dispose();
+    const capture = createCapture({ servers: url, stream: 'ANY', store: tempDir(), once: true });
+    await expect(capture.done).rejects.toMatchObject({ code: 'JV_CONNECT_FAILED' });
+  });
+});
