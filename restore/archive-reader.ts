@@ -55,6 +55,7 @@ export async function readArchiveIndex(store: Store, options: ReadArchiveOptions
   }
 
   const blocks: ArchivedBlock[] = new Array(manifestKeys.length);
+  const newestByStream = new Map<string, BlockManifest>();
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < manifestKeys.length) {
@@ -69,6 +70,13 @@ export async function readArchiveIndex(store: Store, options: ReadArchiveOptions
         options.logger.debug({ manifestKey, recordedKey: manifest.key }, 'manifest records another block key; using its location');
       }
       blocks[index] = { key, manifestKey, manifest };
+      // Only the newest configuration per stream is used; dropping the others keeps large archives small in memory.
+      const newest = newestByStream.get(manifest.stream);
+      if (!newest) newestByStream.set(manifest.stream, manifest);
+      else if (isNewer(manifest, newest)) {
+        newest.streamConfig = {};
+        newestByStream.set(manifest.stream, manifest);
+      } else manifest.streamConfig = {};
     }
   };
   const workers = Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 8, manifestKeys.length)) }, worker);
@@ -101,6 +109,14 @@ export function compareBlocks(a: ArchivedBlock, b: ArchivedBlock): number {
   );
 }
 
+/** Newer: created later, or (same second, clock skew) covering later messages. */
+function isNewer(a: BlockManifest, b: BlockManifest): boolean {
+  const ta = Date.parse(a.createdAt);
+  const tb = Date.parse(b.createdAt);
+  if (Number.isFinite(ta) && Number.isFinite(tb) && ta !== tb) return ta > tb;
+  return a.lastSeq > b.lastSeq;
+}
+
 function summarize(stream: string, blocks: ArchivedBlock[]): ArchivedStream {
   blocks.sort(compareBlocks);
   let messages = 0;
@@ -111,9 +127,7 @@ function summarize(stream: string, blocks: ArchivedBlock[]): ArchivedStream {
     messages += manifest.messages;
     firstSeq = Math.min(firstSeq, manifest.firstSeq);
     lastSeq = Math.max(lastSeq, manifest.lastSeq);
-    if (manifest.createdAt > newest.createdAt || (manifest.createdAt === newest.createdAt && manifest.lastSeq > newest.lastSeq)) {
-      newest = manifest;
-    }
+    if (isNewer(manifest, newest)) newest = manifest;
   }
   return { stream, blocks, messages, firstSeq, lastSeq, newest };
 }

@@ -112,7 +112,7 @@ export async function republish(source: AsyncIterable<Envelope>, options: Republ
   const inFlightIds = new Map<string, number>();
   /** Nats-Msg-Id → when its last publish was acked; insertion order is ack order, so pruning is from the front. */
   const lastAcked = new Map<string, number>();
-  let windowMs: number | undefined;
+  let windowMs = 0;
   let originalWindowMs: number | undefined;
   let published = 0;
   let repeatedMsgIds = 0;
@@ -121,11 +121,10 @@ export async function republish(source: AsyncIterable<Envelope>, options: Republ
     new JetvaultError('JV_PUBLISH_FAILED', `publishing message seq ${envelope.seq} (subject ${envelope.subject}) to stream ${target.stream} failed: ${why}`, cause === undefined ? undefined : { cause });
 
   const send = (envelope: Envelope): Promise<PubAck> => {
-    let headers: MsgHdrs | undefined;
     try {
-      headers = toMsgHdrs(envelope);
-      return target.publish(envelope.subject, envelope.data, headers);
+      return target.publish(envelope.subject, envelope.data, toMsgHdrs(envelope));
     } catch (error) {
+      // An invalid header key throws synchronously; it must fail in order like any other publish.
       return Promise.reject(error);
     }
   };
@@ -168,7 +167,6 @@ export async function republish(source: AsyncIterable<Envelope>, options: Republ
 
   const pruneIds = () => {
     // Ids acked longer ago than the (current) window cannot collide any more.
-    if (windowMs === undefined) return;
     const horizon = now() - windowMs - 1_000;
     for (const [id, at] of lastAcked) {
       if (at >= horizon) break;
@@ -178,7 +176,6 @@ export async function republish(source: AsyncIterable<Envelope>, options: Republ
 
   const publishRepeated = async (envelope: Envelope, msgId: string, previousAt: number): Promise<void> => {
     await drain();
-    windowMs ??= await target.duplicateWindowMs();
     // Re-read after draining: the in-flight publish of the same id has just been acked.
     previousAt = lastAcked.get(msgId) ?? previousAt;
     if (now() - previousAt <= windowMs + 10 && windowMs > MIN_DUPLICATE_WINDOW_MS) {

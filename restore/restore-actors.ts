@@ -43,8 +43,16 @@ export interface RestoreSession {
   target: PreparedTarget;
 }
 
+/** Aborts when either signal does (AbortSignal.any needs Node 20.3; engines allow 20.0). */
 export function combinedSignal(actorSignal: AbortSignal, userSignal: AbortSignal | undefined): AbortSignal {
-  return userSignal ? AbortSignal.any([actorSignal, userSignal]) : actorSignal;
+  if (!userSignal) return actorSignal;
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([actorSignal, userSignal]);
+  const controller = new AbortController();
+  for (const signal of [actorSignal, userSignal]) {
+    if (signal.aborted) controller.abort(signal.reason);
+    else signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
+  }
+  return controller.signal;
 }
 
 export const listArchive = fromPromise<ArchivedStream, { job: RestoreJob }>(async ({ input: { job }, signal }) => {

@@ -25,7 +25,7 @@ export function headerEntries(headers: MsgHdrs | undefined): Array<[string, stri
 }
 
 export function fromJsMsg(m: JsMsg): StreamMessage {
-  return { seq: m.seq, subject: m.subject, headers: headerEntries(m.headers), data: m.data, timeNs: m.info.timestampNanos === undefined ? 0n : BigInt(m.info.timestampNanos) };
+  return { seq: m.seq, subject: m.subject, headers: headerEntries(m.headers), data: m.data, timeNs: m.timestampNanos };
 }
 
 export function fromStoredMsg(m: StoredMsg): StreamMessage {

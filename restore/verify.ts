@@ -185,7 +185,7 @@ async function compare({ options, logger, store, archive, codecs, jsm }: Compare
     const r = await archived.next();
     if (r.done) return undefined;
     tally.archivedMessages++;
-    if (tally.archivedMessages % 1000 === 0) options.onProgress?.({ messagesDone: tally.archivedMessages, messagesTotal: archive.messages });
+    if (tally.archivedMessages % 1000 === 0) options.onProgress?.({ messagesDone: tally.archivedMessages + stats.skippedDuplicates, messagesTotal: archive.messages });
     return r.value;
   };
   const streamIterator = readStream(jsm.jetstream(), jsm, stream, {
@@ -238,7 +238,7 @@ async function compare({ options, logger, store, archive, codecs, jsm }: Compare
   } finally {
     await Promise.allSettled([archived.return(stats), streamIterator.return(undefined)]);
   }
-  options.onProgress?.({ messagesDone: tally.archivedMessages, messagesTotal: archive.messages });
+  options.onProgress?.({ messagesDone: tally.archivedMessages + stats.skippedDuplicates, messagesTotal: archive.messages });
 
   const report: VerifyReport = {
     ok: tally.missingInStream === 0 && tally.missingInArchive === 0 && tally.different === 0 && tally.corruptBlocks.length === 0,

@@ -41,7 +41,7 @@ function envelope(stream: string, seq: number, subject = 'orders.eu'): Envelope 
 async function writeBlock(
   store: FileStore,
   envelopes: Envelope[],
-  options: { format?: string; compression?: string; splitKey?: string; appendOrder?: Envelope[] } = {},
+  options: { format?: string; compression?: string; splitKey?: string; appendOrder?: Envelope[]; now?: number; streamConfig?: Record<string, unknown> } = {},
 ): Promise<{ key: string; manifestKey: string }> {
   const first = envelopes[0] as Envelope;
   const buffer = new BlockBuffer<Envelope>({
@@ -50,8 +50,8 @@ async function writeBlock(
     consumer: 'test',
     format: resolveFormat(options.format ?? 'raw'),
     compression: resolveCompression(options.compression ?? 'gzip'),
-    streamConfig: { name: first.stream, subjects: ['orders.>'] },
-    now: () => 1_764_079_200_000,
+    streamConfig: options.streamConfig ?? { name: first.stream, subjects: ['orders.>'] },
+    now: () => options.now ?? 1_764_079_200_000,
   });
   for (const e of options.appendOrder ?? envelopes) buffer.append(e, { seq: e.seq, timeNs: e.timeNs });
   const sealed = await buffer.seal('max-messages');
@@ -93,6 +93,17 @@ describe('archive reader', () => {
     expect(() => selectArchivedStream(index)).toThrow(expect.objectContaining({ code: 'JV_ARCHIVE_AMBIGUOUS', message: expect.stringMatching(/ALPHA, BETA/) }));
     expect(selectArchivedStream(index, 'BETA').messages).toBe(2);
     expect(() => selectArchivedStream(index, 'GAMMA')).toThrow(expect.objectContaining({ code: 'JV_ARCHIVE_EMPTY' }));
+  });
+
+  it('takes the stream configuration from the newest manifest', async () => {
+    const store = tempStore();
+    await writeBlock(store, [envelope('S', 5)], { splitKey: 'b', now: 1_764_079_300_000, streamConfig: { subjects: ['new.>'] } });
+    await writeBlock(store, [envelope('S', 1)], { splitKey: 'a', now: 1_764_079_200_000, streamConfig: { subjects: ['old.>'] } });
+    await writeBlock(store, [envelope('S', 9)], { splitKey: 'c', now: 1_764_079_250_000, streamConfig: { subjects: ['middle.>'] } });
+    const archived = selectArchivedStream(await readArchiveIndex(store, { logger: silentLogger(), concurrency: 1 }));
+    expect(archived.newest.streamConfig).toEqual({ subjects: ['new.>'] });
+    expect(archived.blocks.map((b) => b.manifest.firstSeq)).toEqual([1, 5, 9]);
+    expect(archived).toMatchObject({ firstSeq: 1, lastSeq: 9, messages: 3 });
   });
 
   it('refuses a stream with a block written by a non-restorable format, naming it', async () => {

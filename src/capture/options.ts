@@ -52,7 +52,7 @@ export interface CaptureOptions<T = Envelope> {
   maxAgeMs?: number;
   /** Seal a block that received nothing for this long. Default 30 s. */
   idleMs?: number;
-  /** ack_wait of a consumer jetvault creates. Default 5 min. Blocks seal before it runs out. */
+  /** ack_wait of a consumer jetvault creates. Default: maxAge + 1 min. Blocks seal before any consumer's ack_wait runs out. */
   ackWaitMs?: number;
   /** max_ack_pending of a consumer jetvault creates. Default 100,000. */
   maxAckPending?: number;
@@ -79,7 +79,6 @@ export const CAPTURE_DEFAULTS = {
   maxBytes: 64 * 1024 * 1024,
   maxAgeMs: 15 * 60_000,
   idleMs: 30_000,
-  ackWaitMs: 5 * 60_000,
   maxAckPending: 100_000,
   drainTimeoutMs: 30_000,
   retryBaseMs: 500,

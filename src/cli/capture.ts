@@ -1,7 +1,8 @@
 /**
  * `jetvault capture`: flags → CaptureOptions → createCapture(). With `--once` it ends when the pending
- * messages are stored and acked; otherwise it runs until SIGINT/SIGTERM, then drains (a second signal
- * stops at once). The one-line summary goes to stdout; the library logs its events to stderr.
+ * messages are stored and acked; otherwise it runs until SIGINT/SIGTERM. A signal drains (stores and acks
+ * open blocks), a second one stops at once. The one-line summary goes to stdout; the library logs its
+ * events to stderr.
  */
 import { Command, Option } from 'commander';
 import { createCapture } from '../../machines/create-capture.js';
@@ -88,7 +89,8 @@ export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<
   const store = createStore(options.store);
   try {
     const handle = createCapture({ ...options, store, logger });
-    const report = flags.once ? await handle.done : await runUntilSignalled(handle, ctx);
+    // With --once too: Ctrl-C then drains what was read instead of dropping it.
+    const report = await runUntilSignalled(handle, ctx);
     ctx.out(captureSummary(report));
     return ExitCode.ok;
   } finally {
@@ -96,7 +98,10 @@ export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<
   }
 }
 
-/** The drained report after the first SIGINT/SIGTERM; a second one stops at once and fails (exit 1). */
+/**
+ * The report when the capture ends (by itself with --once). The first SIGINT/SIGTERM drains; a second
+ * one stops at once and fails (exit 1).
+ */
 async function runUntilSignalled(handle: CaptureHandle, ctx: CliContext): Promise<CaptureReport> {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
   let received = 0;

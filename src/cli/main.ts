@@ -26,8 +26,9 @@ function configure(command: Command, io: CliIO): Command {
   return command
     .exitOverride()
     .configureOutput({
-      writeOut: (text) => void process.stdout.write(text),
-      writeErr: (text) => io.err(text.trimEnd()),
+      writeOut: (text) => io.out(text.replace(/\n$/, '')),
+      // Only help shown for a usage error goes here; main() reports that error in one line instead.
+      writeErr: () => undefined,
       outputError: () => undefined,
     })
     .showSuggestionAfterError(true)
@@ -53,6 +54,9 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     await buildProgram(ctx).parseAsync([...argv], { from: 'user' });
     return ctx.exitCode;
   } catch (error) {
+    if (error instanceof CommanderError && error.code === 'commander.help' && error.exitCode !== 0) {
+      return reportError(new UsageError(`expected a command: ${COMMANDS.join(', ')} (see jetvault --help)`), ctx, ctx.logger);
+    }
     if (error instanceof CommanderError && error.exitCode !== 0) return reportError(fromCommanderError(error, helpHint(argv)), ctx, ctx.logger);
     return reportError(error, ctx, ctx.logger);
   }
