@@ -4,12 +4,15 @@
  */
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCapture } from '../machines/create-capture.js';
+import { restore } from '../restore/restore.js';
 import { verify } from '../restore/verify.js';
+import type { Envelope } from '../src/archive/envelope.js';
+import { csvFormat } from '../src/formats/index.js';
 import type { CaptureEvent } from '../src/capture/events.js';
 import { StoreError } from '../src/errors.js';
 import { FileStore } from '../src/stores/fs.js';
@@ -136,5 +139,59 @@ describe('capture', () => {
     await gone.dispose();
     const capture = createCapture({ servers: url, stream: 'ANY', store: tempDir(), once: true });
     await expect(capture.done).rejects.toMatchObject({ code: 'JV_CONNECT_FAILED' });
+  });
+
+  it('writes custom values with a user decoder and a flattening CSV writer, split by a payload field', async () => {
+    const { stream, subjects } = await newStream('CUSTOM', 1);
+    const orders = Array.from({ length: 30 }, (_, i) => ({ id: i, region: ['eu', 'us', 'apac'][i % 3]!, total: i * 10 }));
+    await publishAll(nc, stream, orders.map((o) => ({ subject: subjects[0]!, headers: null, data: Buffer.from(JSON.stringify(o)) })));
+    const dir = tempDir();
+    type Order = { id: number; region: string; total: number; seq: number };
+    const capture = createCapture<Order>({
+      servers: server.url,
+      stream,
+      store: dir,
+      once: true,
+      decoder: (e: Envelope) => {
+        const order = JSON.parse(Buffer.from(e.data).toString('utf8')) as Omit<Order, 'seq'>;
+        return { value: { ...order, seq: e.seq }, splitKey: order.region };
+      },
+      format: csvFormat<Order>({ columns: ['seq', 'id', 'region', 'total'], flatten: (o) => [[String(o.seq), String(o.id), o.region, String(o.total)]] }),
+    });
+    expect(await capture.done).toMatchObject({ messages: 30, blocks: 3 });
+    const written = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.csv'));
+    expect(written.map((f) => f.split('/')[1]).sort()).toEqual(['apac', 'eu', 'us']);
+    const eu = readFileSync(join(dir, written.find((f) => f.includes('/eu/'))!), 'utf8').trim().split('\n');
+    expect(eu[0]).toBe('seq,id,region,total');
+    expect(eu.slice(1)).toEqual(orders.filter((o) => o.region === 'eu').map((o) => `${o.id + 1},${o.id},eu,${o.total}`));
+    // Flattened rows cannot become messages again: restore says so instead of guessing.
+    await expect(restore({ from: dir, connection: nc, stream: `${stream}_R` })).rejects.toMatchObject({ code: 'JV_FORMAT_NOT_RESTORABLE' });
+  });
+
+  it('stops loudly on a message the decoder rejects, after storing and acking what came before it', async () => {
+    const { stream, subjects } = await newStream('POISON', 1);
+    const good = Array.from({ length: 20 }, (_, i) => ({ subject: subjects[0]!, headers: null, data: Buffer.from(JSON.stringify({ i })) }));
+    await publishAll(nc, stream, [...good, { subject: subjects[0]!, headers: null, data: Buffer.from('not json') }]);
+    const dir = tempDir();
+    const capture = createCapture<Envelope>({
+      servers: server.url,
+      stream,
+      store: dir,
+      once: true,
+      decoder: (e) => {
+        JSON.parse(Buffer.from(e.data).toString('utf8'));
+        return { value: e };
+      },
+    });
+    const undecodable: number[] = [];
+    capture.on('message.undecodable', (e) => undecodable.push(e.seq));
+    await expect(capture.done).rejects.toMatchObject({ code: 'JV_DECODE_FAILED', message: expect.stringContaining('message 21') });
+    expect(undecodable).toEqual([21]);
+    const info = await jsm.consumers.info(stream, `jetvault-${stream}`);
+    expect(info.ack_floor.stream_seq).toBe(20);
+    const check = await verify({ from: dir, connection: nc, stream });
+    // The archive holds exactly the 20 good messages; the poison one is still in the stream, unacked.
+    expect(check).toMatchObject({ ok: true, archivedMessages: 20, matched: 20 });
+    expect(info.num_ack_pending + info.num_pending).toBe(1);
   });
 });

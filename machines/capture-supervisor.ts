@@ -187,6 +187,11 @@ export const captureSupervisorMachine = setup({
       });
     }),
     stopAccepting: ({ context }) => context.router.stopAccepting(),
+    announceUndecodable: emit(({ event }) =>
+      event.type === 'message.undecodable'
+        ? ({ type: 'message.undecodable', seq: event.seq, subject: event.subject, error: event.error } as const)
+        : ({ type: 'capture.error', error: 'unexpected event' } as const),
+    ),
     closeConnection: enqueueActions(({ enqueue, self }) => {
       if (self.getSnapshot().children.connection) enqueue.sendTo('connection', { type: 'close' });
     }),
@@ -240,9 +245,23 @@ export const captureSupervisorMachine = setup({
       { guard: 'blockFailed', target: '.stopping', actions: 'finishBlock' },
       { actions: 'finishBlock' },
     ],
-    'message.undecodable': {
-      actions: emit(({ event }) => ({ type: 'message.undecodable', seq: event.seq, subject: event.subject, error: event.error }) as const),
-    },
+    // Until dead-lettering exists, a message that cannot be decoded stops the capture loudly: what was
+    // captured so far is drained (stored and acked), the bad message stays in the stream, unacked.
+    'message.undecodable': [
+      {
+        guard: stateIn('capturing'),
+        target: '.draining',
+        actions: [
+          'announceUndecodable',
+          assign({
+            error: ({ context, event }) =>
+              context.error ??
+              new JetvaultError('JV_DECODE_FAILED', `message ${event.seq} on ${event.subject} cannot be captured: ${event.error}`),
+          }),
+        ],
+      },
+      { actions: 'announceUndecodable' },
+    ],
     tick: { actions: 'forwardTick' },
     'connection.lost': {
       actions: emit(({ event }) => ({ type: 'connection.status', status: 'reconnecting', server: event.server }) as const),

@@ -74,7 +74,7 @@ export class BlockRouter<T = Envelope> {
         value = decoded.value;
         splitKey = decoded.splitKey;
       } catch (error) {
-        this.options.onUndecodable(envelope, error);
+        this.undecodable(message, envelope, error);
         return;
       }
     } else {
@@ -83,13 +83,25 @@ export class BlockRouter<T = Envelope> {
     splitKey ??= this.options.splitKeyOf(envelope);
     let block = this.open.get(splitKey);
     if (!block || block.buffer.closed) block = this.openBlock(splitKey);
-    block.buffer.append(value, envelope, message);
+    try {
+      block.buffer.append(value, envelope, message);
+    } catch (error) {
+      // The format refused the value (e.g. a CSV flatten that throws): nothing was appended.
+      this.undecodable(message, envelope, error);
+      return;
+    }
     this.held++;
     this.received++;
     const { buffer } = block;
     if (buffer.count >= this.options.maxMessages) this.full(block, 'max-messages');
     else if (buffer.bytes >= this.options.maxBytes) this.full(block, 'max-bytes');
     else if (this.held >= this.maxAckPending / 2 && this.received % 64 === 0) this.relieveAckPending();
+  }
+
+  private undecodable(message: JsMsg, envelope: Envelope, error: unknown): void {
+    // Handed back for a later redelivery; the supervisor decides what happens to the capture.
+    message.nak(5_000);
+    this.options.onUndecodable(envelope, error);
   }
 
   /** A block finished (acked, failed or abandoned): its messages no longer count as held. */
