@@ -2,132 +2,31 @@
  * restore() against real nats-servers: a source server holding the original streams and a target
  * server receiving the restores (restoring next to the source would overlap its subjects).
  */
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jetstreamManager, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
-import { connect, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTimeIso, type Envelope } from '../src/archive/envelope.js';
-import { BlockBuffer, type SealedBlock } from '../src/capture/block-buffer.js';
-import { storeBlock } from '../src/capture/store-block.js';
-import { resolveCompression } from '../src/compression/index.js';
+import type { StreamConfig } from '@nats-io/jetstream';
+import { headers, nanos } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
+import type { Envelope } from '../src/archive/envelope.js';
 import { CorruptBlockError } from '../src/errors.js';
-import { resolveFormat } from '../src/formats/index.js';
 import { FileStore } from '../src/stores/fs.js';
 import { restore, type RestoreReport } from '../restore/restore.js';
-import { startNatsServer, uniqueName, type NatsServer } from './helpers/nats-server.js';
+import { readEnvelopes, useServerPair, writeArchive } from './helpers/archive.js';
+import { uniqueName } from './helpers/nats-server.js';
 
-interface Side {
-  server: NatsServer;
-  nc: NatsConnection;
-  jsm: JetStreamManager;
-  js: JetStreamClient;
-}
-
-let source: Side;
-let target: Side;
-const dirs: string[] = [];
-
-async function side(): Promise<Side> {
-  const server = await startNatsServer();
-  const nc = await connect({ servers: server.url });
-  const jsm = await jetstreamManager(nc);
-  return { server, nc, jsm, js: jsm.jetstream() };
-}
-
-beforeAll(async () => {
-  [source, target] = await Promise.all([side(), side()]);
-});
-
-afterAll(async () => {
-  await Promise.all(
-    [source, target].map(async (s) => {
-      await s?.nc.close();
-      await s?.server.dispose();
-    }),
-  );
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-}, 60_000);
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'jv-restore-it-'));
-  dirs.push(dir);
-  return dir;
-}
-
-interface Stored {
-  seq: number;
-  subject: string;
-  headers: Array<[string, string[]]> | null;
-  data: Buffer;
-  timeNs: bigint;
-}
-
-/** Every message of a stream, read one by one with the direct get API (independent of restore's reader). */
-async function readStored(jsm: JetStreamManager, stream: string): Promise<Stored[]> {
-  const { state } = await jsm.streams.info(stream);
-  const out: Stored[] = [];
-  if (state.messages === 0) return out;
-  for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
-    const m = await jsm.streams.getMessage(stream, { seq });
-    if (!m) continue;
-    const entries = [...m.header].map(([k, v]) => [k, [...v]] as [string, string[]]);
-    out.push({ seq, subject: m.subject, headers: entries.length > 0 ? entries : null, data: Buffer.from(m.data), timeNs: parseTimeIso(m.timestamp) });
-  }
-  return out;
-}
+const pair = useServerPair('restore');
+const { tempDir } = pair;
 
 const content = (messages: Array<{ subject: string; headers: Array<[string, string[]]> | null; data: Uint8Array }>) =>
   messages.map((m) => ({ subject: m.subject, headers: m.headers ?? [], data: Buffer.from(m.data).toString('hex') }));
-
-/** Writes envelopes as blocks the way capture does (BlockBuffer + storeBlock), one block series per split key. */
-async function writeArchive(
-  store: FileStore,
-  envelopes: Envelope[],
-  options: { streamConfig: Record<string, unknown>; maxMessages?: number; format?: string; compression?: string; splitKey?: (e: Envelope) => string },
-): Promise<SealedBlock[]> {
-  const maxMessages = options.maxMessages ?? 7;
-  const open = new Map<string, BlockBuffer<Envelope>>();
-  const sealed: SealedBlock[] = [];
-  const seal = async (buffer: BlockBuffer<Envelope>) => {
-    const block = await buffer.seal('max-messages');
-    await storeBlock(store, block);
-    sealed.push(block);
-  };
-  for (const e of envelopes) {
-    const key = options.splitKey ? options.splitKey(e) : e.subject;
-    let buffer = open.get(key);
-    if (!buffer) {
-      buffer = new BlockBuffer<Envelope>({
-        stream: e.stream,
-        splitKey: key,
-        consumer: 'test',
-        format: resolveFormat(options.format ?? 'raw'),
-        compression: resolveCompression(options.compression ?? 'gzip'),
-        streamConfig: options.streamConfig,
-        now: () => Date.now(),
-      });
-      open.set(key, buffer);
-    }
-    buffer.append(e, { seq: e.seq, timeNs: e.timeNs });
-    if (buffer.count >= maxMessages) {
-      open.delete(key);
-      await seal(buffer);
-    }
-  }
-  for (const buffer of open.values()) await seal(buffer);
-  return sealed;
-}
 
 /** Archives a source stream as it is now. */
 async function archiveStream(stream: string, options: { maxMessages?: number; format?: string; compression?: string } = {}) {
   const dir = tempDir();
   const store = new FileStore(dir);
-  const info = await source.jsm.streams.info(stream);
-  const stored = await readStored(source.jsm, stream);
-  const envelopes: Envelope[] = stored.map((m) => ({ ...m, stream, deliveryCount: 1 }));
-  const blocks = await writeArchive(store, envelopes, { ...options, streamConfig: info.config as unknown as Record<string, unknown> });
+  const info = await pair.source.jsm.streams.info(stream);
+  const stored = await readEnvelopes(pair.source.jsm, stream);
+  const blocks = await writeArchive(store, stored, { ...options, streamConfig: info.config as unknown as Record<string, unknown> });
   return { dir, store, stored, blocks };
 }
 
@@ -135,7 +34,7 @@ async function archiveStream(stream: string, options: { maxMessages?: number; fo
 async function sourceStream(count = 60, extra: Partial<StreamConfig> = {}): Promise<{ stream: string; subjects: string[] }> {
   const stream = uniqueName('SRC');
   const prefix = stream.toLowerCase();
-  await source.jsm.streams.add({ name: stream, subjects: [`${prefix}.>`], ...extra });
+  await pair.source.jsm.streams.add({ name: stream, subjects: [`${prefix}.>`], ...extra });
   const subjects = [`${prefix}.orders.eu`, `${prefix}.orders.us`, `${prefix}.audit`];
   for (let i = 0; i < count; i++) {
     const subject = subjects[(i * 7) % 3] as string;
@@ -150,7 +49,7 @@ async function sourceStream(count = 60, extra: Partial<StreamConfig> = {}): Prom
       h.append('Nats-Msg-Id', `${stream}-${i}`);
     }
     const data = i % 5 === 0 ? new Uint8Array() : i % 5 === 1 ? Buffer.from([0xff, 0xfe, 0x00, 0xc3, i & 0xff]) : Buffer.from(`message ${i} ü`);
-    await source.js.publish(subject, data, h ? { headers: h } : undefined);
+    await pair.source.js.publish(subject, data, h ? { headers: h } : undefined);
   }
   return { stream, subjects: [`${prefix}.>`] };
 }
@@ -188,7 +87,7 @@ describe('restore', () => {
     expect(blocks.some((a) => blocks.some((b) => a !== b && a.manifest.firstSeq < b.manifest.firstSeq && b.manifest.firstSeq < a.manifest.lastSeq))).toBe(true);
 
     const progress: number[] = [];
-    const report = await restore({ from: store, connection: target.nc, onProgress: (p) => progress.push(p.messagesDone) });
+    const report = await restore({ from: store, connection: pair.target.nc, onProgress: (p) => progress.push(p.messagesDone) });
     expect(report).toMatchObject<Partial<RestoreReport>>({
       sourceStream: stream,
       targetStream: stream,
@@ -199,12 +98,12 @@ describe('restore', () => {
     });
     expect(progress.at(-1)).toBe(60);
     // Restore did not close a connection it was given.
-    expect(target.nc.isClosed()).toBe(false);
+    expect(pair.target.nc.isClosed()).toBe(false);
 
-    const restored = await readStored(target.jsm, stream);
+    const restored = await readEnvelopes(pair.target.jsm, stream);
     expect(restored).toHaveLength(stored.length);
     for (let i = 0; i < stored.length; i++) {
-      expect({ i, ...content([restored[i] as Stored])[0] }).toEqual({ i, ...content([stored[i] as Stored])[0] });
+      expect({ i, ...content([restored[i] as Envelope])[0] }).toEqual({ i, ...content([stored[i] as Envelope])[0] });
     }
     // Spot checks of what must survive byte for byte.
     expect(restored[0]?.headers).toEqual([
@@ -216,7 +115,7 @@ describe('restore', () => {
     expect(restored[1]?.headers).toEqual([['Nats-Msg-Id', [`${stream}-1`]]]);
     expect(restored[2]?.headers).toBeNull(); // no header of restore's own
 
-    const info = await target.jsm.streams.info(stream);
+    const info = await pair.target.jsm.streams.info(stream);
     expect(info.config.subjects).toEqual(subjects);
   });
 
@@ -227,9 +126,9 @@ describe('restore', () => {
     it(`restores a ${format}/${compression} archive given as a path`, async () => {
       const { stream } = await sourceStream(20);
       const { dir, stored } = await archiveStream(stream, { format, compression, maxMessages: 3 });
-      const report = await restore({ from: dir, servers: target.server.url });
+      const report = await restore({ from: dir, servers: pair.target.server.url });
       expect(report.messages).toBe(20);
-      expect(content(await readStored(target.jsm, stream))).toEqual(content(stored));
+      expect(content(await readEnvelopes(pair.target.jsm, stream))).toEqual(content(stored));
     });
   }
 
@@ -238,12 +137,12 @@ describe('restore', () => {
     const dir = tempDir();
     const store = new FileStore(dir);
     await writeArchive(store, synthetic(stream, 10), { streamConfig: configFor(stream) });
-    await restore({ from: store, connection: target.nc });
-    await expect(restore({ from: store, connection: target.nc })).rejects.toMatchObject({ code: 'JV_TARGET_NOT_EMPTY', message: expect.stringContaining(stream) });
-    expect((await target.jsm.streams.info(stream)).state.messages).toBe(10);
-    const report = await restore({ from: store, connection: target.nc, append: true });
+    await restore({ from: store, connection: pair.target.nc });
+    await expect(restore({ from: store, connection: pair.target.nc })).rejects.toMatchObject({ code: 'JV_TARGET_NOT_EMPTY', message: expect.stringContaining(stream) });
+    expect((await pair.target.jsm.streams.info(stream)).state.messages).toBe(10);
+    const report = await restore({ from: store, connection: pair.target.nc, append: true });
     expect(report).toMatchObject({ createdStream: false, messages: 10 });
-    expect((await target.jsm.streams.info(stream)).state.messages).toBe(20);
+    expect((await pair.target.jsm.streams.info(stream)).state.messages).toBe(20);
   });
 
   it('restores into a differently named existing stream; create:false with a missing one is JV_TARGET_MISSING', async () => {
@@ -251,12 +150,12 @@ describe('restore', () => {
     const store = new FileStore(tempDir());
     await writeArchive(store, synthetic(stream, 5), { streamConfig: configFor(stream) });
     const missing = uniqueName('MISSING');
-    await expect(restore({ from: store, connection: target.nc, stream: missing, create: false })).rejects.toMatchObject({ code: 'JV_TARGET_MISSING' });
-    await expect(target.jsm.streams.info(missing)).rejects.toThrow();
+    await expect(restore({ from: store, connection: pair.target.nc, stream: missing, create: false })).rejects.toMatchObject({ code: 'JV_TARGET_MISSING' });
+    await expect(pair.target.jsm.streams.info(missing)).rejects.toThrow();
 
     const existing = uniqueName('EXISTING');
-    await target.jsm.streams.add({ name: existing, subjects: [`${stream.toLowerCase()}.>`] });
-    const report = await restore({ from: store, connection: target.nc, stream: existing, create: false });
+    await pair.target.jsm.streams.add({ name: existing, subjects: [`${stream.toLowerCase()}.>`] });
+    const report = await restore({ from: store, connection: pair.target.nc, stream: existing, create: false });
     expect(report).toMatchObject({ sourceStream: stream, targetStream: existing, createdStream: false, messages: 5 });
   });
 
@@ -266,33 +165,33 @@ describe('restore', () => {
     const ids = ['a', 'b', 'a', 'c', 'b', 'a'];
     const envelopes = synthetic(stream, 8, (seq) => (seq <= ids.length ? { headers: [['Nats-Msg-Id', [ids[seq - 1] as string]]] } : {}));
     await writeArchive(store, envelopes, { streamConfig: configFor(stream), maxMessages: 3 });
-    const report = await restore({ from: store, connection: target.nc });
+    const report = await restore({ from: store, connection: pair.target.nc });
     expect(report.messages).toBe(8);
-    const restored = await readStored(target.jsm, stream);
+    const restored = await readEnvelopes(pair.target.jsm, stream);
     expect(content(restored)).toEqual(content(envelopes));
-    const info = await target.jsm.streams.info(stream);
+    const info = await pair.target.jsm.streams.info(stream);
     expect(info.config.duplicate_window).toBe(nanos(120_000));
   });
 
   it('restores a real source that accepted the same Nats-Msg-Id twice, more than its 1 s window apart', async () => {
     const stream = uniqueName('DUPREAL');
     const subject = `${stream.toLowerCase()}.x`;
-    await source.jsm.streams.add({ name: stream, subjects: [subject], duplicate_window: nanos(1_000) });
-    const first = await source.js.publish(subject, 'one', { msgID: 'same-id' });
-    expect((await source.js.publish(subject, 'in between', { msgID: 'same-id' })).duplicate).toBe(true);
-    await source.js.publish(subject, 'other');
+    await pair.source.jsm.streams.add({ name: stream, subjects: [subject], duplicate_window: nanos(1_000) });
+    const first = await pair.source.js.publish(subject, 'one', { msgID: 'same-id' });
+    expect((await pair.source.js.publish(subject, 'in between', { msgID: 'same-id' })).duplicate).toBe(true);
+    await pair.source.js.publish(subject, 'other');
     // The window is a time span: it has to pass on the server's clock.
     await new Promise((r) => setTimeout(r, 1_300));
-    const second = await source.js.publish(subject, 'two', { msgID: 'same-id' });
+    const second = await pair.source.js.publish(subject, 'two', { msgID: 'same-id' });
     expect(second.duplicate).toBe(false);
     expect(second.seq).toBe(first.seq + 2);
 
     const { store, stored } = await archiveStream(stream);
     expect(stored).toHaveLength(3);
-    const report = await restore({ from: store, connection: target.nc });
+    const report = await restore({ from: store, connection: pair.target.nc });
     expect(report.messages).toBe(3);
-    expect(content(await readStored(target.jsm, stream))).toEqual(content(stored));
-    expect((await target.jsm.streams.info(stream)).config.duplicate_window).toBe(nanos(1_000));
+    expect(content(await readEnvelopes(pair.target.jsm, stream))).toEqual(content(stored));
+    expect((await pair.target.jsm.streams.info(stream)).config.duplicate_window).toBe(nanos(1_000));
   });
 
   it('restores overlapping duplicate blocks (left by a crash) without duplicates', async () => {
@@ -302,9 +201,9 @@ describe('restore', () => {
     await writeArchive(store, envelopes.slice(0, 10), { streamConfig: configFor(stream), maxMessages: 100, splitKey: () => 'x' });
     // The same messages 6..10 stored again in another block, plus 11 and 12.
     await writeArchive(store, envelopes.slice(5), { streamConfig: configFor(stream), maxMessages: 100, splitKey: () => 'y' });
-    const report = await restore({ from: store, connection: target.nc });
+    const report = await restore({ from: store, connection: pair.target.nc });
     expect(report).toMatchObject({ messages: 12, skippedDuplicates: 5, blocks: 2 });
-    expect(content(await readStored(target.jsm, stream))).toEqual(content(envelopes));
+    expect(content(await readEnvelopes(pair.target.jsm, stream))).toEqual(content(envelopes));
   });
 
   for (const damage of ['flipped byte', 'truncated'] as const) {
@@ -322,17 +221,17 @@ describe('restore', () => {
         bytes[5] = (bytes[5] as number) ^ 0x20;
         writeFileSync(path, bytes);
       }
-      const error = await restore({ from: store, connection: target.nc }).catch((e: unknown) => e);
+      const error = await restore({ from: store, connection: pair.target.nc }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(CorruptBlockError);
       expect(error).toMatchObject({ code: 'JV_BLOCK_CORRUPT', blockKey: victim.key, message: expect.stringContaining(victim.key) });
       // Nothing published: the target was not even created.
-      await expect(target.jsm.streams.info(stream)).rejects.toThrow(/stream not found/);
+      await expect(pair.target.jsm.streams.info(stream)).rejects.toThrow(/stream not found/);
 
       if (damage === 'truncated') {
         // Without the precheck the block is still checked before any of its own messages is used.
-        const late = await restore({ from: store, connection: target.nc, precheck: false }).catch((e: unknown) => e);
+        const late = await restore({ from: store, connection: pair.target.nc, precheck: false }).catch((e: unknown) => e);
         expect(late).toMatchObject({ code: 'JV_BLOCK_CORRUPT', blockKey: victim.key });
-        const { state } = await target.jsm.streams.info(stream);
+        const { state } = await pair.target.jsm.streams.info(stream);
         expect(state.messages).toBeLessThan(40);
         expect(state.last_seq).toBeLessThan(victim.manifest.firstSeq + 5);
       }
@@ -347,14 +246,14 @@ describe('restore', () => {
     const reason = new Error('user pressed ctrl-c');
     const error = await restore({
       from: store,
-      connection: target.nc,
+      connection: pair.target.nc,
       signal: controller.signal,
       onProgress: (p) => {
         if (p.messagesDone >= 1_000) controller.abort(reason);
       },
     }).catch((e: unknown) => e);
     expect(error).toBe(reason);
-    const { state } = await target.jsm.streams.info(stream);
+    const { state } = await pair.target.jsm.streams.info(stream);
     expect(state.messages).toBeGreaterThanOrEqual(1_000);
     expect(state.messages).toBeLessThan(3_000);
   });
@@ -365,10 +264,10 @@ describe('restore', () => {
     const payload = Buffer.alloc(100, 0x61);
     await writeArchive(store, synthetic(stream, 20_000, () => ({ data: payload })), { streamConfig: configFor(stream), maxMessages: 5_000 });
     const started = performance.now();
-    const report = await restore({ from: store, servers: target.server.url });
+    const report = await restore({ from: store, servers: pair.target.server.url });
     const seconds = (performance.now() - started) / 1000;
     expect(report.messages).toBe(20_000);
-    expect((await target.jsm.streams.info(stream)).state.messages).toBe(20_000);
+    expect((await pair.target.jsm.streams.info(stream)).state.messages).toBe(20_000);
     // Printed for the report; the assertion only guards against a pathological slowdown.
     process.stdout.write(`restore throughput: ${Math.round(20_000 / seconds)} msgs/s (${seconds.toFixed(2)} s for 20,000 x 100 B, durationMs ${Math.round(report.durationMs)})\n`);
     expect(seconds).toBeLessThan(30);

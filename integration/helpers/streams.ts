@@ -5,6 +5,7 @@
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { prng } from '../../src/cli/prng.js';
 
 export interface TestMessage {
   subject: string;
@@ -14,18 +15,6 @@ export interface TestMessage {
 
 export interface StoredMessage extends TestMessage {
   seq: number;
-}
-
-/** mulberry32: a small deterministic PRNG so every run publishes the same messages. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function mixedMessages(n: number, subjects: string[], seed = 0x5eed): TestMessage[] {

@@ -17,6 +17,7 @@ import { ExitCode } from './exit-codes.js';
 import { natsServerBinary, startNatsServer, type NatsServer } from './local-nats-server.js';
 import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
 import { parsePositiveInt } from './parse.js';
+import { prng } from './prng.js';
 import { seconds, type CliContext } from './report.js';
 import { verifyDifferenceLine, verifySummary } from './verify.js';
 
@@ -126,18 +127,6 @@ export function prepareDemoDir(dir: string): void {
   }
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, MARKER), 'made by `jetvault demo`; the next demo run clears this directory\n');
-}
-
-/** mulberry32: sample data that is the same on every run, so demo output is comparable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const PRODUCTS = ['kettle', 'teapot', 'mug', 'grinder', 'filter', 'scale', 'tin', 'spoon'];

@@ -7,6 +7,7 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { envelopeTimeIso, parseTimeIso, type Envelope } from '../archive/envelope.js';
 import { UsageError } from '../errors.js';
+import { decodeBase64Data, encodeBase64 } from './base64.js';
 import type { BlockEncoder, BlockFormat } from './format.js';
 
 /** The columns an envelope can be written as, in the default order; all of them make a block restorable. */
@@ -39,7 +40,7 @@ const ENVELOPE_FIELD: Record<EnvelopeCsvColumn, (envelope: Envelope) => string> 
   delivery_count: (e) => countCell(e.deliveryCount, 'deliveryCount'),
   // Pairs, not an object, so key order survives; an empty cell (not "[]") means the message had no headers.
   headers: (e) => (e.headers === null ? '' : JSON.stringify(e.headers)),
-  data: (e) => Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString('base64'),
+  data: (e) => encodeBase64(e.data),
 };
 
 function countCell(value: number, field: string): string {
@@ -164,7 +165,7 @@ function envelopeFromRow(field: (column: EnvelopeCsvColumn) => string): Envelope
   return {
     subject: field('subject'),
     headers: headersFromCell(field('headers')),
-    data: dataFromCell(field('data')),
+    data: decodeBase64Data(field('data')),
     stream: field('stream'),
     seq: countFromCell(field('seq'), 'seq'),
     timeNs: parseTimeIso(field('time')),
@@ -183,25 +184,6 @@ function headersFromCell(cell: string): Envelope['headers'] {
     (pair[1] as unknown[]).every((v) => typeof v === 'string');
   if (!Array.isArray(value) || !value.every(isPair)) throw new Error('"headers" is not a JSON array of [key, [values]] pairs');
   return value;
-}
-
-function dataFromCell(cell: string): Uint8Array {
-  const data = strictBase64(cell);
-  if (data === null) throw new Error('"data" is not standard padded base64');
-  return data;
-}
-
-/**
- * Standard padded base64, as Go's encoding/json writes []byte. Buffer.from() skips junk characters
- * silently, so a decoded length short of what the text length promises means the text was not base64.
- * (A regex over a multi-megabyte payload would overflow the regex backtracking stack.)
- */
-function strictBase64(text: string): Uint8Array | null {
-  if (text.length % 4 !== 0) return null;
-  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.byteLength !== (text.length / 4) * 3 - padding) return null;
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function countFromCell(cell: string, column: EnvelopeCsvColumn): number {

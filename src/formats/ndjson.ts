@@ -3,6 +3,7 @@
  * message and its metadata, so files read like jetcapture's (see docs/archive-format.md).
  */
 import { envelopeTimeIso, parseTimeIso, type Envelope } from '../archive/envelope.js';
+import { decodeBase64Data, encodeBase64 } from './base64.js';
 import type { BlockEncoder, BlockFormat } from './format.js';
 
 /** Lines are gathered into a string this long before one UTF-8 conversion, not one Buffer per message. */
@@ -41,12 +42,10 @@ function envelopeLine(envelope: Envelope): string {
   checkCount(envelope.seq, 'seq');
   checkCount(envelope.deliveryCount, 'deliveryCount');
   if (envelope.timeNs < 0n) throw new RangeError(`ndjson encoder: timeNs ${envelope.timeNs} is before the epoch`);
-  const { data } = envelope;
-  const base64 = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
   // Built by hand to fix the field order and to write the fields Envelope does not carry as Go's zero values.
   return (
     `{"subject":${JSON.stringify(envelope.subject)},"reply":"","header":${headerJson(envelope.headers)},` +
-    `"data":"${base64}","metadata":{"sequence":{"consumer_seq":0,"stream_seq":${envelope.seq}},` +
+    `"data":"${encodeBase64(envelope.data)}","metadata":{"sequence":{"consumer_seq":0,"stream_seq":${envelope.seq}},` +
     `"num_delivered":${envelope.deliveryCount},"num_pending":0,"timestamp":"${envelopeTimeIso(envelope.timeNs)}",` +
     `"stream":${JSON.stringify(envelope.stream)},"consumer":"","domain":""}}\n`
   );
@@ -119,22 +118,7 @@ function headersFromJson(value: unknown): Envelope['headers'] {
 function dataFromJson(value: unknown): Uint8Array {
   // Go writes a nil []byte as null.
   if (value === null || value === undefined) return new Uint8Array(0);
-  const data = strictBase64(asString(value, '"data"'));
-  if (data === null) throw new Error('"data" is not standard padded base64');
-  return data;
-}
-
-/**
- * Standard padded base64, as Go's encoding/json writes []byte. Buffer.from() skips junk characters
- * silently, so a decoded length short of what the text length promises means the text was not base64.
- * (A regex over a multi-megabyte payload would overflow the regex backtracking stack.)
- */
-function strictBase64(text: string): Uint8Array | null {
-  if (text.length % 4 !== 0) return null;
-  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.byteLength !== (text.length / 4) * 3 - padding) return null;
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return decodeBase64Data(asString(value, '"data"'));
 }
 
 function asObject(value: unknown, what: string): Record<string, unknown> {
