@@ -47,6 +47,8 @@ export interface BlockContext extends BlockInput {
   retryDelayMs: number;
   storeStartedAt: number;
   lastError: string | undefined;
+  /** The error itself, handed to the supervisor so its code and cause survive. */
+  lastErrorCause: unknown;
 }
 
 export type BlockEvent = { type: 'tick' } | { type: 'seal'; reason: SealReason } | { type: 'abandon' };
@@ -54,7 +56,15 @@ export type BlockEvent = { type: 'tick' } | { type: 'seal'; reason: SealReason }
 /** Sent to the parent (the capture supervisor). */
 export type BlockParentEvent =
   | { type: 'block.event'; event: CaptureEvent }
-  | { type: 'block.finished'; blockId: string; outcome: 'acked' | 'failed' | 'abandoned'; messages: number; storedBytes: number; error?: string };
+  | {
+      type: 'block.finished';
+      blockId: string;
+      outcome: 'acked' | 'failed' | 'abandoned';
+      messages: number;
+      storedBytes: number;
+      error?: string;
+      cause?: unknown;
+    };
 
 const blockEvent = (event: CaptureEvent): BlockParentEvent => ({ type: 'block.event', event });
 
@@ -64,7 +74,7 @@ const finishedEvent = (context: BlockContext, outcome: 'acked' | 'failed' | 'aba
   outcome,
   messages: context.buffer.count,
   storedBytes: context.sealed?.body.length ?? 0,
-  ...(context.lastError ? { error: context.lastError } : {}),
+  ...(context.lastError ? { error: context.lastError, cause: context.lastErrorCause } : {}),
 });
 
 export const blockMachine = setup({
@@ -86,7 +96,10 @@ export const blockMachine = setup({
     closeBuffer: ({ context }) => {
       context.buffer.closed = true;
     },
-    recordError: assign({ lastError: ({ event }) => describeError((event as { error?: unknown }).error) }),
+    recordError: assign({
+      lastError: ({ event }) => describeError((event as { error?: unknown }).error),
+      lastErrorCause: ({ event }) => (event as { error?: unknown }).error,
+    }),
     reportSealed: sendParent(({ context: c }) =>
       blockEvent({
         type: 'block.sealed',
@@ -144,6 +157,7 @@ export const blockMachine = setup({
     retryDelayMs: 0,
     storeStartedAt: 0,
     lastError: undefined,
+    lastErrorCause: undefined,
   }),
   initial: 'open',
   on: {

@@ -83,6 +83,12 @@ function tickIntervalMs(context: Pick<CaptureSupervisorContext, 'idleMs' | 'maxA
   return Math.max(20, Math.min(1_000, Math.floor(shortest / 4)));
 }
 
+/** The error a failed block ends the capture with: its own code (e.g. JV_UNSAFE_KEY), the block named. */
+function blockFailure(event: Extract<BlockParentEvent, { type: 'block.finished' }>): JetvaultError {
+  const code = event.cause instanceof JetvaultError ? event.cause.code : 'JV_STORE_FAILED';
+  return new JetvaultError(code, `block ${event.blockId} could not be stored: ${event.error ?? 'unknown error'}`, { cause: event.cause });
+}
+
 export const captureSupervisorMachine = setup({
   types: {
     context: {} as CaptureSupervisorContext,
@@ -161,11 +167,7 @@ export const captureSupervisorMachine = setup({
         messages: context.messages + (event.outcome === 'acked' ? event.messages : 0),
         blocksAcked: context.blocksAcked + (event.outcome === 'acked' ? 1 : 0),
         abandonedBlocks: context.abandonedBlocks + (event.outcome === 'acked' ? 0 : 1),
-        error:
-          context.error ??
-          (event.outcome === 'failed'
-            ? new JetvaultError('JV_STORE_FAILED', `block ${event.blockId} could not be stored: ${event.error ?? 'unknown error'}`)
-            : undefined),
+        error: context.error ?? (event.outcome === 'failed' ? blockFailure(event) : undefined),
       });
     }),
     recordBound: enqueueActions(({ context, event, enqueue }) => {
@@ -230,7 +232,7 @@ export const captureSupervisorMachine = setup({
     onDone: [
       { guard: stateIn('stopping'), target: '.stopped' },
       {
-        target: '.stopped',
+        target: '.connectionLost',
         actions: assign({
           error: ({ context }) => context.error ?? new JetvaultError('JV_CONNECT_FAILED', 'the NATS connection closed unexpectedly'),
         }),
@@ -343,6 +345,9 @@ export const captureSupervisorMachine = setup({
                 }),
               },
               on: {
+                'once.waiting': {
+                  actions: emit(({ event }) => ({ type: 'capture.waiting', unacked: event.unacked, ackWaitMs: Math.round(event.ackWaitNs / 1e6) }) as const),
+                },
                 'once.caught-up': {
                   target: '#capture.draining',
                   actions: emit(({ context }) => ({ type: 'capture.caught-up', messages: context.router.held }) as const),
@@ -360,6 +365,13 @@ export const captureSupervisorMachine = setup({
     },
     stopping: {
       entry: ['stopAccepting', 'abandonAllBlocks', 'closeConnection'],
+      // Closing flushes pending acks; a server that never answers must not hold shutdown forever.
+      after: { 10_000: 'stopped' },
+    },
+    // The connection ended by itself: nothing can be acked any more, so every block is abandoned.
+    connectionLost: {
+      entry: ['stopAccepting', 'abandonAllBlocks'],
+      always: { guard: 'noBlocks', target: 'stopped' },
     },
     stopped: {
       type: 'final',

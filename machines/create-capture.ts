@@ -139,6 +139,7 @@ function logEvent(logger: Logger, event: CaptureEvent): void {
       break;
     case 'message.undecodable':
     case 'block.abandoned':
+    case 'capture.waiting':
       logger.warn(event, event.type);
       break;
     case 'connection.status':

@@ -9,10 +9,11 @@ export interface ConnectInput {
   existing: NatsConnection | undefined;
 }
 
-export const openConnection = fromPromise<NatsConnection, ConnectInput>(async ({ input }) => {
+export const openConnection = fromPromise<NatsConnection, ConnectInput>(async ({ input, signal }) => {
   if (input.existing) return input.existing;
+  let nc: NatsConnection;
   try {
-    return await connect({
+    nc = await connect({
       ...input.connectOptions,
       servers: input.servers,
       name: 'jetvault',
@@ -23,6 +24,12 @@ export const openConnection = fromPromise<NatsConnection, ConnectInput>(async ({
   } catch (cause) {
     throw new JetvaultError('JV_CONNECT_FAILED', `cannot connect to NATS at ${input.servers.join(', ')}`, { cause });
   }
+  // Closed while connecting: nobody will own this connection, and it would reconnect forever.
+  if (signal.aborted) {
+    await nc.close();
+    throw signal.reason;
+  }
+  return nc;
 });
 
 export type ConnectionStatusEvent =

@@ -27,6 +27,7 @@ export interface CaughtUpInput {
 export const watchCaughtUp = fromCallback<{ type: 'noop' }, CaughtUpInput>(({ input, sendBack }) => {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let reportedWaiting = -1;
   const check = async () => {
     if (stopped) return;
     try {
@@ -38,7 +39,9 @@ export const watchCaughtUp = fromCallback<{ type: 'noop' }, CaughtUpInput>(({ in
         sendBack({ type: 'once.caught-up' });
         return;
       }
-      if (!stopped && delivered && info.num_ack_pending > held) {
+      // Said once per change, not on every poll.
+      if (!stopped && delivered && info.num_ack_pending > held && info.num_ack_pending - held !== reportedWaiting) {
+        reportedWaiting = info.num_ack_pending - held;
         sendBack({ type: 'once.waiting', unacked: info.num_ack_pending - held, ackWaitNs: info.config.ack_wait ?? 0 });
       }
     } catch {

@@ -15,6 +15,8 @@ export type CaptureEvent =
   | { type: 'block.abandoned'; blockId: string; key?: string; messages: number }
   | { type: 'message.undecodable'; seq: number; subject: string; error: string }
   | { type: 'capture.caught-up'; messages: number }
+  /** `--once` waits for messages an earlier run left unacknowledged; they come back after ack_wait. */
+  | { type: 'capture.waiting'; unacked: number; ackWaitMs: number }
   | { type: 'capture.done'; report: CaptureReport }
   | { type: 'capture.error'; error: string; code?: string };
 

@@ -42,6 +42,8 @@ export class BlockRouter<T = Envelope> {
   private nextId = 1;
   private streamConfig: Record<string, unknown> = {};
   private maxAckPending = Number.POSITIVE_INFINITY;
+  /** How often (in messages) the ack-pending guard looks: often enough for small limits, cheap for large. */
+  private reliefEvery = 64;
   private readonly open = new Map<string, OpenBlock<T>>();
   private readonly options: RouterOptions<T>;
 
@@ -53,6 +55,7 @@ export class BlockRouter<T = Envelope> {
   bound(streamConfig: Record<string, unknown>, maxAckPending: number): void {
     this.streamConfig = streamConfig;
     this.maxAckPending = maxAckPending > 0 ? maxAckPending : Number.POSITIVE_INFINITY;
+    this.reliefEvery = Math.max(1, Math.min(64, Math.floor(this.maxAckPending / 4)));
   }
 
   /** From now on, new messages are handed back (nak) for redelivery instead of being captured. */
@@ -95,7 +98,7 @@ export class BlockRouter<T = Envelope> {
     const { buffer } = block;
     if (buffer.count >= this.options.maxMessages) this.full(block, 'max-messages');
     else if (buffer.bytes >= this.options.maxBytes) this.full(block, 'max-bytes');
-    else if (this.held >= this.maxAckPending / 2 && this.received % 64 === 0) this.relieveAckPending();
+    else if (this.held >= this.maxAckPending / 2 && this.received % this.reliefEvery === 0) this.relieveAckPending();
   }
 
   private undecodable(message: JsMsg, envelope: Envelope, error: unknown): void {
