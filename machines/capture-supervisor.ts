@@ -5,7 +5,7 @@
  * it stops accepting messages, seals every open block and waits, up to the drain timeout, until each is
  * stored and acked. Blocks not stored by then are abandoned, never acked.
  *
- *   connecting → capturing (binding → running) → draining → stopping → stopped
+ *   checkingStore → connecting → capturing (binding → running) → draining → stopping → stopped
  */
 import type { ConsumerInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -16,7 +16,7 @@ import type { CaptureEvent, CaptureReport } from '../src/capture/events.js';
 import { BlockRouter, type RouterOptions } from '../src/capture/router.js';
 import { JetvaultError } from '../src/errors.js';
 import type { Store } from '../src/stores/store.js';
-import { ticker, watchCaughtUp } from './actors/supervisor-actors.js';
+import { checkStore, ticker, watchCaughtUp } from './actors/supervisor-actors.js';
 import { blockMachine, type BlockParentEvent, type BlockRetryPolicy } from './block-machine.js';
 import { connectionMachine, type ConnectionParentEvent } from './connection-machine.js';
 import { subscriptionMachine, type SubscriptionParentEvent } from './subscription-machine.js';
@@ -97,9 +97,10 @@ export const captureSupervisorMachine = setup({
     output: {} as CaptureSupervisorOutput,
     emitted: {} as CaptureEvent,
   },
-  actors: { connection: connectionMachine, subscription: subscriptionMachine, block: blockMachine, ticker, watchCaughtUp },
+  actors: { connection: connectionMachine, subscription: subscriptionMachine, block: blockMachine, ticker, watchCaughtUp, checkStore },
   guards: {
     isOnce: ({ context }) => context.once,
+    connected: ({ context }) => context.nc !== undefined,
     noBlocks: ({ context }) => Object.keys(context.blocks).length === 0,
     blockFailed: ({ event }) => event.type === 'block.finished' && event.outcome === 'failed',
   },
@@ -273,10 +274,25 @@ export const captureSupervisorMachine = setup({
     },
     stop: { target: '.stopping' },
   },
-  initial: 'connecting',
+  initial: 'checkingStore',
   states: {
-    connecting: {
+    // A missing bucket or rejected credentials fail here, before a single message is pulled.
+    checkingStore: {
       entry: emit({ type: 'connection.status', status: 'connecting' }),
+      invoke: {
+        src: 'checkStore',
+        input: ({ context }) => ({ store: context.store }),
+        onDone: [{ guard: 'connected', target: 'capturing' }, { target: 'connecting' }],
+        onError: { target: 'stopping', actions: assign({ error: ({ event }) => event.error }) },
+      },
+      on: {
+        // The connection opens in parallel with the check.
+        'connection.ready': { actions: [assign({ nc: ({ event }) => event.nc }), emit({ type: 'connection.status', status: 'connected' })] },
+        'connection.failed': { actions: assign({ error: ({ event }) => event.error }) },
+        drain: 'stopping',
+      },
+    },
+    connecting: {
       on: {
         'connection.ready': {
           target: 'capturing',

@@ -3,6 +3,8 @@
  * the library only throws. Every error keeps its `cause`.
  */
 
+import { redactSecrets } from './redact.js';
+
 export type JetvaultErrorCode =
   | 'JV_USAGE'
   | 'JV_CONNECT_FAILED'
@@ -80,7 +82,7 @@ export function isTransient(error: unknown): boolean {
   return true;
 }
 
-/** The message of an error and its causes, joined, for one-line reports. */
+/** The message of an error and its causes, joined and scrubbed of secrets, for one-line reports. */
 export function describeError(error: unknown): string {
   const parts: string[] = [];
   let current: unknown = error;
@@ -89,5 +91,5 @@ export function describeError(error: unknown): string {
     if (message && !parts.some((p) => p.includes(message))) parts.push(message);
     current = current instanceof Error ? current.cause : undefined;
   }
-  return parts.join(': ');
+  return redactSecrets(parts.join(': '));
 }

@@ -49,6 +49,7 @@ class MemoryStore implements Store {
   putCalls = 0;
   hold: (key: string) => boolean = () => false;
   failWith: unknown = undefined;
+  check?: () => Promise<void>;
 
   constructor(private readonly log: LogEntry[]) {}
 
@@ -148,6 +149,8 @@ interface StartOptions {
   maxAckPending?: number;
   once?: boolean;
   connect?: (input: ConnectInput, attempt: number) => Promise<NatsConnection>;
+  /** The store's check(), run before anything is consumed. */
+  storeCheck?: () => Promise<void>;
 }
 
 const running: Array<{ actor: AnyActorRef; errors: unknown[] }> = [];
@@ -168,6 +171,7 @@ function start(options: StartOptions = {}) {
   const now = () => T0 + clock.now();
   const log: LogEntry[] = [];
   const store = new MemoryStore(log);
+  if (options.storeCheck) store.check = options.storeCheck;
   let flushes = 0;
   const nc = {
     flush: () => {
@@ -697,5 +701,25 @@ describe('capture supervisor', () => {
     expect(h.state()).toBe('stopped');
     expect(acked(h)).toEqual([1, 2]);
     expect(h.actor.getSnapshot().output?.report).toMatchObject({ messages: 2, blocks: 2, abandonedBlocks: 0 });
+  });
+
+  it('checks the store first: a missing bucket ends the capture before anything is bound', async () => {
+    const h = start({ storeCheck: () => Promise.reject(new StoreError('JV_STORE_FAILED', 'bucket nope does not exist')) });
+    await settle();
+    expect(h.calls.binds).toEqual([]);
+    expect(h.actor.getSnapshot().status).toBe('done');
+    expect(h.actor.getSnapshot().output?.error).toMatchObject({ code: 'JV_STORE_FAILED', message: 'bucket nope does not exist' });
+  });
+
+  it('waits for a slow store check even when the connection is ready first', async () => {
+    let passCheck!: () => void;
+    const h = start({ storeCheck: () => new Promise<void>((resolve) => (passCheck = resolve)) });
+    await settle();
+    expect(h.actor.getSnapshot().value).toBe('checkingStore');
+    expect(h.calls.binds).toEqual([]);
+    passCheck();
+    await settle();
+    expect(h.state()).toEqual({ capturing: { running: 'continuous' } });
+    expect(h.calls.binds).toHaveLength(1);
   });
 });

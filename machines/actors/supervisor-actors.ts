@@ -1,7 +1,13 @@
 /** The I/O the capture supervisor invokes besides its child machines: the clock tick and the `--once` check. */
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { fromCallback } from 'xstate';
+import { fromCallback, fromPromise } from 'xstate';
+import type { Store } from '../../src/stores/store.js';
+
+/** Asks the store whether it can be used at all (bucket exists, credentials accepted). */
+export const checkStore = fromPromise<void, { store: Store }>(async ({ input }) => {
+  await input.store.check?.();
+});
 
 /** Ticks drive the blocks' time-based seals (age, idle, ack deadline) without a timer per block. */
 export const ticker = fromCallback<{ type: 'noop' }, { intervalMs: number }>(({ input, sendBack }) => {

@@ -28,5 +28,10 @@ export interface Store {
   exists(key: string): Promise<boolean>;
   /** Removes an object; succeeds when it does not exist. */
   delete(key: string): Promise<void>;
+  /**
+   * Checks that the store can be used at all (bucket or container exists, credentials are accepted), so
+   * capture and restore fail fast with one clear error instead of on their first block.
+   */
+  check?(): Promise<void>;
   close?(): Promise<void>;
 }
