@@ -1,0 +1,13 @@
+/**
+ * Loaded with `node --import` into the CLI process the bench spawns: Node cannot read a child's CPU time
+ * or peak RSS from outside, so the child reports its own on exit, as one marked line on stderr.
+ */
+import { writeSync } from 'node:fs';
+import { CHILD_USAGE_MARKER, peakRssMiB, type ChildUsage } from './measure.js';
+
+process.on('exit', () => {
+  const cpu = process.cpuUsage();
+  const usage: ChildUsage = { cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMiB: peakRssMiB() };
+  // Synchronous: nothing asynchronous runs after 'exit'.
+  writeSync(2, `\n${CHILD_USAGE_MARKER}${JSON.stringify(usage)}\n`);
+});
