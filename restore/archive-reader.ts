@@ -46,6 +46,8 @@ export interface ReadArchiveOptions {
 
 /** Lists the store and reads every manifest. Throws JV_ARCHIVE_EMPTY when there is none. */
 export async function readArchiveIndex(store: Store, options: ReadArchiveOptions): Promise<ArchiveIndex> {
+  // A missing bucket or rejected credentials: one clear error rather than an "empty archive".
+  await store.check?.();
   const manifestKeys: string[] = [];
   const otherKeys = new Set<string>();
   for await (const object of store.list('')) {

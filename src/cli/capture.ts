@@ -11,13 +11,13 @@ import type { CaptureHandle, CaptureReport } from '../capture/events.js';
 import { COMPRESSION_NAMES } from '../compression/index.js';
 import { JetvaultError } from '../errors.js';
 import { FORMAT_NAMES } from '../formats/index.js';
-import { createStore } from '../stores/uri.js';
+import { addStoreFlags, STORE_URI_HELP, storeFromFlags, type StoreFlags } from './store-flags.js';
 import { ExitCode } from './exit-codes.js';
 import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
 import { collectServers, formatDuration, formatSize, parseDuration, parsePositiveInt, parseSize } from './parse.js';
 import { plural, seconds, type CliContext } from './report.js';
 
-export interface CaptureFlags {
+export interface CaptureFlags extends StoreFlags {
   server: string[];
   stream: string;
   consumer?: string;
@@ -39,12 +39,12 @@ export interface CaptureFlags {
 const D = CAPTURE_DEFAULTS;
 
 export function captureCommand(ctx: CliContext): Command {
-  return new Command('capture')
+  const command = new Command('capture')
     .description('capture a JetStream stream into compressed blocks in a store')
     .requiredOption('--server <url>', 'NATS server URL; repeat or comma-separate for several', collectServers)
     .requiredOption('--stream <name>', 'stream to capture')
     .option('--consumer <name>', 'durable consumer to bind (created when missing; default jetvault-<stream>)')
-    .requiredOption('--store <uri>', 'where blocks go: file:///abs/dir or a directory path')
+    .requiredOption('--store <uri>', `where blocks go: ${STORE_URI_HELP}`)
     .addOption(new Option('--format <name>', `block format (default ${D.format})`).choices(FORMAT_NAMES))
     .addOption(new Option('--compression <name>', `block compression (default ${D.compression})`).choices(COMPRESSION_NAMES))
     .option('--max-age <duration>', `seal a block this long after it opened (default ${formatDuration(D.maxAgeMs)})`, (v) => parseDuration(v, '--max-age'))
@@ -60,6 +60,7 @@ export function captureCommand(ctx: CliContext): Command {
     .action(async (flags: CaptureFlags) => {
       ctx.exitCode = await runCapture(flags, ctx);
     });
+  return addStoreFlags(command);
 }
 
 /** Only options the user gave are set, so the library's defaults apply to the rest. */
@@ -86,7 +87,7 @@ export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<
   const options = captureOptionsFrom(flags);
   // Bad values and unknown store schemes fail here, before anything connects.
   validateCaptureOptions(options);
-  const store = createStore(options.store);
+  const store = storeFromFlags(options.store, flags);
   try {
     const handle = createCapture({ ...options, store, logger });
     // With --once too: Ctrl-C then drains what was read instead of dropping it.

@@ -8,6 +8,10 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
+
+// The pinned AWS SDK runs on Node 20; its multi-line notice about future SDK releases would break the
+// CLI's promise of one-line errors on stderr. The README states the supported Node versions instead.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { captureCommand } from './capture.js';
 import { demoCommand } from './demo.js';
 import { ExitCode } from './exit-codes.js';

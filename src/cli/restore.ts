@@ -4,13 +4,13 @@
  */
 import { Command } from 'commander';
 import { restore, type RestoreOptions, type RestoreReport } from '../../restore/restore.js';
-import { createStore } from '../stores/uri.js';
+import { addStoreFlags, STORE_URI_HELP, storeFromFlags, type StoreFlags } from './store-flags.js';
 import { ExitCode } from './exit-codes.js';
 import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
 import { collectServers } from './parse.js';
 import { plural, seconds, type CliContext } from './report.js';
 
-export interface RestoreFlags {
+export interface RestoreFlags extends StoreFlags {
   from: string;
   server: string[];
   stream?: string;
@@ -22,9 +22,9 @@ export interface RestoreFlags {
 }
 
 export function restoreCommand(ctx: CliContext): Command {
-  return new Command('restore')
+  const command = new Command('restore')
     .description('republish an archive into a JetStream stream, in the original order')
-    .requiredOption('--from <uri>', 'the archive: file:///abs/dir or a directory path')
+    .requiredOption('--from <uri>', `the archive: ${STORE_URI_HELP}`)
     .requiredOption('--server <url>', 'target NATS server URL; repeat or comma-separate for several', collectServers)
     .option('--stream <name>', 'target stream (default: the archived stream name)')
     .option('--source-stream <name>', 'which archived stream, when the archive holds several')
@@ -34,13 +34,14 @@ export function restoreCommand(ctx: CliContext): Command {
     .action(async (flags: RestoreFlags) => {
       ctx.exitCode = await runRestore(flags, ctx);
     });
+  return addStoreFlags(command);
 }
 
 export async function runRestore(flags: RestoreFlags, ctx: CliContext): Promise<ExitCode> {
   const logger = createCliLogger(flags.logLevel);
   ctx.logger = logger;
   // Resolved here so an unknown scheme is a usage error before anything connects.
-  const store = createStore(flags.from);
+  const store = storeFromFlags(flags.from, flags);
   try {
     const options: RestoreOptions = { from: store, servers: flags.server, create: flags.create, logger };
     if (flags.stream !== undefined) options.stream = flags.stream;

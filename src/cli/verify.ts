@@ -5,13 +5,13 @@
 import { Command } from 'commander';
 import { verify, type VerifyDifference, type VerifyOptions, type VerifyReport } from '../../restore/verify.js';
 import { CorruptBlockError } from '../errors.js';
-import { createStore } from '../stores/uri.js';
+import { addStoreFlags, STORE_URI_HELP, storeFromFlags, type StoreFlags } from './store-flags.js';
 import { ExitCode } from './exit-codes.js';
 import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
 import { collectServers } from './parse.js';
 import { oneLine, plural, type CliContext } from './report.js';
 
-export interface VerifyFlags {
+export interface VerifyFlags extends StoreFlags {
   from: string;
   server: string[];
   stream: string;
@@ -22,9 +22,9 @@ export interface VerifyFlags {
 const MAX_DIFFERENCE_LINES = 10;
 
 export function verifyCommand(ctx: CliContext): Command {
-  return new Command('verify')
+  const command = new Command('verify')
     .description('compare an archive with a stream, message by message (exit 3 when they differ)')
-    .requiredOption('--from <uri>', 'the archive: file:///abs/dir or a directory path')
+    .requiredOption('--from <uri>', `the archive: ${STORE_URI_HELP}`)
     .requiredOption('--server <url>', 'NATS server URL; repeat or comma-separate for several', collectServers)
     .requiredOption('--stream <name>', 'the stream to compare with (the source, or a restored copy)')
     .option('--source-stream <name>', 'which archived stream, when the archive holds several')
@@ -32,13 +32,14 @@ export function verifyCommand(ctx: CliContext): Command {
     .action(async (flags: VerifyFlags) => {
       ctx.exitCode = await runVerify(flags, ctx);
     });
+  return addStoreFlags(command);
 }
 
 export async function runVerify(flags: VerifyFlags, ctx: CliContext): Promise<ExitCode> {
   const logger = createCliLogger(flags.logLevel);
   ctx.logger = logger;
   // Resolved here so an unknown scheme is a usage error before anything connects.
-  const store = createStore(flags.from);
+  const store = storeFromFlags(flags.from, flags);
   try {
     const options: VerifyOptions = { from: store, servers: flags.server, stream: flags.stream, maxDifferences: MAX_DIFFERENCE_LINES, logger };
     if (flags.sourceStream !== undefined) options.sourceStream = flags.sourceStream;
