@@ -187,6 +187,7 @@ export const captureSupervisorMachine = setup({
         created: event.created,
         ackWaitMs,
         maxAckPending: event.info.config.max_ack_pending ?? -1,
+        pending: event.info.num_pending + event.info.num_ack_pending,
       });
     }),
     stopAccepting: ({ context }) => context.router.stopAccepting(),

@@ -35,6 +35,7 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
   const servers = options.servers === undefined ? [] : Array.isArray(options.servers) ? options.servers : [options.servers];
 
   const actor = createActor(captureSupervisorMachine, {
+    ...(options.inspect ? { inspect: options.inspect } : {}),
     input: {
       servers,
       connectOptions: options.connectOptions ?? {},

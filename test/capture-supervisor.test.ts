@@ -198,6 +198,8 @@ function start(options: StartOptions = {}) {
     name: CONSUMER,
     stream_name: STREAM,
     config: { durable_name: CONSUMER, ack_wait: (options.ackWaitMs ?? 60_000) * 1e6, max_ack_pending: options.maxAckPending ?? 1_000 },
+    num_pending: 40,
+    num_ack_pending: 2,
   } as unknown as ConsumerInfo;
   const streamInfo = {
     config: { name: STREAM, subjects: ['orders.>'] },
@@ -356,7 +358,7 @@ describe('capture supervisor', () => {
     expect(h.emitted).toEqual([
       { type: 'connection.status', status: 'connecting' },
       { type: 'connection.status', status: 'connected' },
-      { type: 'consumer.bound', stream: STREAM, consumer: CONSUMER, created: true, ackWaitMs: 90_000, maxAckPending: 500 },
+      { type: 'consumer.bound', stream: STREAM, consumer: CONSUMER, created: true, ackWaitMs: 90_000, maxAckPending: 500, pending: 42 },
     ]);
     expect(h.actor.getSnapshot().context.lastSeqAtStart).toBe(42);
     expect(h.calls.consuming).toBe(true);

@@ -5,7 +5,16 @@ export type ConnectionStatus = 'connecting' | 'connected' | 'reconnecting' | 'cl
 
 export type CaptureEvent =
   | { type: 'connection.status'; status: ConnectionStatus; server?: string; error?: string }
-  | { type: 'consumer.bound'; stream: string; consumer: string; created: boolean; ackWaitMs: number; maxAckPending: number }
+  | {
+      type: 'consumer.bound';
+      stream: string;
+      consumer: string;
+      created: boolean;
+      ackWaitMs: number;
+      maxAckPending: number;
+      /** Messages waiting for this consumer at bind time (delivered-but-unacked ones included). */
+      pending: number;
+    }
   | { type: 'block.opened'; blockId: string; splitKey: string }
   | { type: 'block.sealed'; blockId: string; key: string; messages: number; bytes: number; reason: SealReason }
   | { type: 'block.stored'; blockId: string; key: string; messages: number; storedBytes: number; attempts: number; durationMs: number }

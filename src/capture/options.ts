@@ -2,6 +2,7 @@
  * Capture options, their defaults and their validation. Durations are in milliseconds, sizes in bytes.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { InspectionEvent } from 'xstate';
 import type { Envelope } from '../archive/envelope.js';
 import type { Compression } from '../compression/compression.js';
 import { UsageError } from '../errors.js';
@@ -67,6 +68,11 @@ export interface CaptureOptions<T = Envelope> {
   /** Give up a block after this many failed store attempts. Default unlimited. */
   maxStoreAttempts?: number;
   logger?: Logger;
+  /**
+   * Receives XState's inspection events of every actor of this capture (state changes, events, spawned
+   * blocks): what the live inspector page and debugging tools are built on.
+   */
+  inspect?: (event: InspectionEvent) => void;
   /** Clock in ms; tests inject a simulated one. */
   now?: () => number;
 }
