@@ -16,7 +16,7 @@ import type { CaptureEvent, CaptureReport } from '../src/capture/events.js';
 import { BlockRouter, type RouterOptions } from '../src/capture/router.js';
 import { JetvaultError } from '../src/errors.js';
 import type { Store } from '../src/stores/store.js';
-import { checkStore, ticker, watchCaughtUp } from './actors/supervisor-actors.js';
+import { checkStore, ticker, watchCaughtUp, watchConsumerInfo } from './actors/supervisor-actors.js';
 import { blockMachine, type BlockParentEvent, type BlockRetryPolicy } from './block-machine.js';
 import { connectionMachine, type ConnectionParentEvent } from './connection-machine.js';
 import { subscriptionMachine, type SubscriptionParentEvent } from './subscription-machine.js';
@@ -35,6 +35,8 @@ export interface CaptureSupervisorInput {
   retry: BlockRetryPolicy;
   drainTimeoutMs: number;
   once: boolean;
+  /** How often the consumer's lag and unacknowledged count are read for stats. */
+  consumerInfoIntervalMs: number;
   now: () => number;
 }
 
@@ -65,6 +67,7 @@ export type CaptureSupervisorEvent =
   | { type: 'tick' }
   | { type: 'once.caught-up' }
   | { type: 'once.waiting'; unacked: number; ackWaitNs: number }
+  | { type: 'consumer.info'; pending: number; ackPending: number }
   | { type: 'drain' }
   | { type: 'stop' };
 
@@ -97,7 +100,7 @@ export const captureSupervisorMachine = setup({
     output: {} as CaptureSupervisorOutput,
     emitted: {} as CaptureEvent,
   },
-  actors: { connection: connectionMachine, subscription: subscriptionMachine, block: blockMachine, ticker, watchCaughtUp, checkStore },
+  actors: { connection: connectionMachine, subscription: subscriptionMachine, block: blockMachine, ticker, watchCaughtUp, checkStore, watchConsumerInfo },
   guards: {
     isOnce: ({ context }) => context.once,
     connected: ({ context }) => context.nc !== undefined,
@@ -342,7 +345,18 @@ export const captureSupervisorMachine = setup({
       states: {
         binding: {},
         running: {
-          invoke: { src: 'ticker', input: ({ context }) => ({ intervalMs: tickIntervalMs(context) }) },
+          invoke: [
+            { src: 'ticker', input: ({ context }) => ({ intervalMs: tickIntervalMs(context) }) },
+            {
+              src: 'watchConsumerInfo',
+              input: ({ context }) => ({ nc: context.nc!, stream: context.stream, consumer: context.consumer, intervalMs: context.consumerInfoIntervalMs }),
+            },
+          ],
+          on: {
+            'consumer.info': {
+              actions: emit(({ event }) => ({ type: 'consumer.info', pending: event.pending, ackPending: event.ackPending }) as const),
+            },
+          },
           initial: 'choosing',
           states: {
             choosing: {

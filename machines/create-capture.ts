@@ -68,6 +68,7 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
       },
       drainTimeoutMs: options.drainTimeoutMs ?? CAPTURE_DEFAULTS.drainTimeoutMs,
       once: options.once ?? false,
+      consumerInfoIntervalMs: options.consumerInfoIntervalMs ?? CAPTURE_DEFAULTS.consumerInfoIntervalMs,
       now,
     },
   });
@@ -148,6 +149,7 @@ function logEvent(logger: Logger, event: CaptureEvent): void {
       else logger.info(event, 'connection.status');
       break;
     case 'block.opened':
+    case 'consumer.info':
       logger.debug(event, event.type);
       break;
     default:

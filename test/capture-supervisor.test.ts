@@ -8,7 +8,7 @@ import type { ConsumerInfo, JsMsg, StreamInfo, Consumer } from '@nats-io/jetstre
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyActorRef } from 'xstate';
-import type { CaughtUpInput } from '../machines/actors/supervisor-actors.js';
+import type { CaughtUpInput, ConsumerInfoInput } from '../machines/actors/supervisor-actors.js';
 import type { BindInput, BindResult, ConsumeInput } from '../machines/actors/subscription-actors.js';
 import type { ConnectInput } from '../machines/actors/connection-actors.js';
 import { captureSupervisorMachine, type CaptureSupervisorInput } from '../machines/capture-supervisor.js';
@@ -189,7 +189,9 @@ function start(options: StartOptions = {}) {
     consuming: false,
     tickIntervals: [] as number[],
     caughtUp: [] as CaughtUpInput[],
+    consumerInfo: [] as ConsumerInfoInput[],
   };
+  let consumerInfo_: ((pending: number, ackPending: number) => void) | undefined;
   let natsStatus: ((event: { type: 'nats.disconnected' | 'nats.reconnected'; server: string } | { type: 'nats.closed'; error?: string }) => void) | undefined;
   let tick: (() => void) | undefined;
   let caughtUp: (() => void) | undefined;
@@ -248,6 +250,11 @@ function start(options: StartOptions = {}) {
         caughtUp = () => sendBack({ type: 'once.caught-up' });
         return () => (caughtUp = undefined);
       }),
+      watchConsumerInfo: fromCallback<{ type: 'noop' }, ConsumerInfoInput>(({ input, sendBack }) => {
+        calls.consumerInfo.push(input);
+        consumerInfo_ = (pending, ackPending) => sendBack({ type: 'consumer.info', pending, ackPending });
+        return () => (consumerInfo_ = undefined);
+      }),
     },
   });
 
@@ -259,6 +266,7 @@ function start(options: StartOptions = {}) {
     consumer: CONSUMER,
     // What a created consumer would get; the bound consumer's own settings (above) must win.
     create: { ackWaitMs: 3_600_000, maxAckPending: 99_999 },
+    consumerInfoIntervalMs: 5_000,
     store,
     router: {
       stream: STREAM,
@@ -316,6 +324,10 @@ function start(options: StartOptions = {}) {
     caughtUp() {
       if (!caughtUp) throw new Error('no caught-up watcher running');
       caughtUp();
+    },
+    consumerInfo(pending: number, ackPending: number) {
+      if (!consumerInfo_) throw new Error('no consumer info watcher running');
+      consumerInfo_(pending, ackPending);
     },
     natsStatus(event: Parameters<NonNullable<typeof natsStatus>>[0]) {
       if (!natsStatus) throw new Error('no connection watcher running');
@@ -723,5 +735,12 @@ describe('capture supervisor', () => {
     await settle();
     expect(h.state()).toEqual({ capturing: { running: 'continuous' } });
     expect(h.calls.binds).toHaveLength(1);
+  });
+
+  it('reports the consumer lag it reads while running, as consumer.info events', async () => {
+    const h = await started();
+    expect(h.calls.consumerInfo).toEqual([{ nc: h.nc, stream: STREAM, consumer: CONSUMER, intervalMs: 5_000 }]);
+    h.consumerInfo(120, 7);
+    expect(h.of('consumer.info')).toEqual([{ type: 'consumer.info', pending: 120, ackPending: 7 }]);
   });
 });

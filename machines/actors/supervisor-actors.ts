@@ -61,3 +61,31 @@ export const watchCaughtUp = fromCallback<{ type: 'noop' }, CaughtUpInput>(({ in
     if (timer) clearTimeout(timer);
   };
 });
+
+export interface ConsumerInfoInput {
+  nc: NatsConnection;
+  stream: string;
+  consumer: string;
+  intervalMs: number;
+}
+
+/** Reads the consumer's lag and unacknowledged count now and then, for stats and metrics. */
+export const watchConsumerInfo = fromCallback<{ type: 'noop' }, ConsumerInfoInput>(({ input, sendBack }) => {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const poll = async () => {
+    try {
+      const jsm = await jetstreamManager(input.nc);
+      const info = await jsm.consumers.info(input.stream, input.consumer);
+      if (!stopped) sendBack({ type: 'consumer.info', pending: info.num_pending, ackPending: info.num_ack_pending });
+    } catch {
+      // Unavailable for a moment (reconnecting): the next poll tells.
+    }
+    if (!stopped) timer = setTimeout(poll, input.intervalMs);
+  };
+  timer = setTimeout(poll, 0);
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
+});

@@ -23,6 +23,8 @@ export type CaptureEvent =
   | { type: 'block.failed'; blockId: string; key: string; error: string }
   | { type: 'block.abandoned'; blockId: string; key?: string; messages: number }
   | { type: 'message.undecodable'; seq: number; subject: string; error: string }
+  /** The consumer's lag (not yet delivered) and unacknowledged count, read every few seconds. */
+  | { type: 'consumer.info'; pending: number; ackPending: number }
   | { type: 'capture.caught-up'; messages: number }
   /** `--once` waits for messages an earlier run left unacknowledged; they come back after ack_wait. */
   | { type: 'capture.waiting'; unacked: number; ackWaitMs: number }

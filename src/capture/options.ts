@@ -65,6 +65,8 @@ export interface CaptureOptions<T = Envelope> {
   retryBaseMs?: number;
   /** Upper bound of one retry delay. Default 30 s. */
   retryMaxMs?: number;
+  /** How often the consumer's lag is read for stats and metrics. Default 5 s. */
+  consumerInfoIntervalMs?: number;
   /** Give up a block after this many failed store attempts. Default unlimited. */
   maxStoreAttempts?: number;
   logger?: Logger;
@@ -87,6 +89,7 @@ export const CAPTURE_DEFAULTS = {
   idleMs: 30_000,
   maxAckPending: 100_000,
   drainTimeoutMs: 30_000,
+  consumerInfoIntervalMs: 5_000,
   retryBaseMs: 500,
   retryMaxMs: 30_000,
   maxStoreAttempts: Number.POSITIVE_INFINITY,
