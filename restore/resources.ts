@@ -26,7 +26,9 @@ export async function openConnection(options: { servers?: string | string[]; con
   if (servers === undefined || servers.length === 0) throw new UsageError('a server URL (or a connection) is required');
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers });
+    // Without async traces nats.js does not build a stack-carrying error for every request it starts;
+    // restore makes one request per published message.
+    nc = await connect({ servers, noAsyncTraces: true });
   } catch (cause) {
     throw new JetvaultError('JV_CONNECT_FAILED', `cannot connect to ${Array.isArray(servers) ? servers.join(', ') : servers}: ${describeError(cause)}`, { cause });
   }

@@ -20,6 +20,8 @@ export const openConnection = fromPromise<NatsConnection, ConnectInput>(async ({
       // After the first connect, nats.js reconnects by itself for as long as it takes.
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      // Skips building a stack-carrying error for every request (consumer info polls, pulls).
+      noAsyncTraces: true,
     });
   } catch (cause) {
     throw new JetvaultError('JV_CONNECT_FAILED', `cannot connect to NATS at ${input.servers.join(', ')}`, { cause });
