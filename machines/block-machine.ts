@@ -100,6 +100,9 @@ export const blockMachine = setup({
       lastError: ({ event }) => describeError((event as { error?: unknown }).error),
       lastErrorCause: ({ event }) => (event as { error?: unknown }).error,
     }),
+    reportSealing: sendParent(({ context: c }) =>
+      blockEvent({ type: 'block.sealing', blockId: c.id, messages: c.buffer.count, reason: c.sealReason ?? 'drain' }),
+    ),
     reportSealed: sendParent(({ context: c }) =>
       blockEvent({
         type: 'block.sealed',
@@ -175,7 +178,7 @@ export const blockMachine = setup({
       },
     },
     sealing: {
-      entry: 'closeBuffer',
+      entry: ['closeBuffer', 'reportSealing'],
       invoke: {
         src: 'sealBlock',
         input: ({ context }) => ({ buffer: context.buffer, reason: context.sealReason ?? 'drain' }),

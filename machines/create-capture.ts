@@ -1,6 +1,7 @@
 /**
  * createCapture(): resolves the options, starts the supervised capture actor and returns a handle with
- * typed events. The actor is the control flow; this file only wires options, logging and promises.
+ * typed events and stats(). The actor is the control flow; this file only wires options, logging, stats and
+ * promises.
  */
 import { createActor, type Actor } from 'xstate';
 import type { Envelope } from '../src/archive/envelope.js';
@@ -13,6 +14,7 @@ import { describeError, JetvaultError } from '../src/errors.js';
 import type { BlockFormat } from '../src/formats/format.js';
 import { resolveFormat } from '../src/formats/index.js';
 import { silentLogger, type Logger } from '../src/logger.js';
+import { CaptureStatsCollector } from '../src/observe/stats.js';
 import { createStore } from '../src/stores/uri.js';
 import { captureSupervisorMachine } from './capture-supervisor.js';
 
@@ -34,6 +36,7 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
   const now = options.now ?? Date.now;
   const servers = options.servers === undefined ? [] : Array.isArray(options.servers) ? options.servers : [options.servers];
 
+  const stats = new CaptureStatsCollector({ now });
   const actor = createActor(captureSupervisorMachine, {
     ...(options.inspect ? { inspect: options.inspect } : {}),
     input: {
@@ -72,16 +75,21 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
       now,
     },
   });
-  return startHandle(actor, logger.child({ stream, consumer, store: store.description }));
+  return startHandle(actor, logger.child({ stream, consumer, store: store.description }), stats);
 }
 
 type CaptureActor = Actor<typeof captureSupervisorMachine>;
 
-function startHandle(actor: CaptureActor, logger: Logger): CaptureHandle {
+function startHandle(actor: CaptureActor, logger: Logger, stats: CaptureStatsCollector): CaptureHandle {
   const listeners = new Set<(event: CaptureEvent) => void>();
+  // Stats first, so a listener calling stats() sees the event it was given.
+  const publish = (event: CaptureEvent) => {
+    stats.record(event);
+    for (const listener of listeners) listener(event);
+  };
   actor.on('*', (event) => {
     logEvent(logger, event);
-    for (const listener of listeners) listener(event);
+    publish(event);
   });
   const done = new Promise<CaptureReport>((resolve, reject) => {
     actor.subscribe({
@@ -93,14 +101,17 @@ function startHandle(actor: CaptureActor, logger: Logger): CaptureHandle {
             output.error instanceof JetvaultError
               ? output.error
               : new JetvaultError('JV_CAPTURE_FAILED', describeError(output.error), { cause: output.error });
-          for (const listener of listeners) listener({ type: 'capture.error', error: error.message, code: error.code });
+          publish({ type: 'capture.error', error: error.message, code: error.code });
           return reject(error);
         }
-        for (const listener of listeners) listener({ type: 'capture.done', report: output.report });
+        publish({ type: 'capture.done', report: output.report });
         logger.info({ report: output.report }, 'capture.done');
         resolve(output.report);
       },
-      error: (error) => reject(new JetvaultError('JV_CAPTURE_FAILED', describeError(error), { cause: error })),
+      error: (error) => {
+        stats.record({ type: 'capture.error', error: describeError(error), code: 'JV_CAPTURE_FAILED' });
+        reject(new JetvaultError('JV_CAPTURE_FAILED', describeError(error), { cause: error }));
+      },
     });
   });
   // Callers that only use events must not get an unhandled rejection.
@@ -127,6 +138,7 @@ function startHandle(actor: CaptureActor, logger: Logger): CaptureHandle {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    stats: () => stats.snapshot(),
   };
 }
 
@@ -149,6 +161,7 @@ function logEvent(logger: Logger, event: CaptureEvent): void {
       else logger.info(event, 'connection.status');
       break;
     case 'block.opened':
+    case 'block.sealing':
     case 'consumer.info':
       logger.debug(event, event.type);
       break;

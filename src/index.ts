@@ -6,7 +6,24 @@
 export { createCapture } from '../machines/create-capture.js';
 export { CAPTURE_DEFAULTS, defaultConsumerName } from './capture/options.js';
 export type { CaptureOptions, MessageDecoder, SplitBy } from './capture/options.js';
-export type { CaptureEvent, CaptureEventOf, CaptureEventType, CaptureHandle, CaptureReport, ConnectionStatus } from './capture/events.js';
+export type {
+  BlockPhase,
+  CaptureEvent,
+  CaptureEventOf,
+  CaptureEventType,
+  CaptureHandle,
+  CaptureReport,
+  CaptureStats,
+  ConnectionStatus,
+} from './capture/events.js';
+
+// Observability: stats, Prometheus metrics, health and readiness
+export { CaptureStatsCollector } from './observe/stats.js';
+export type { CaptureStatsCollectorOptions } from './observe/stats.js';
+export { captureMetrics, STORE_DURATION_BUCKETS } from './observe/metrics.js';
+export type { CaptureMetricLabels, CaptureMetrics, CaptureMetricsOptions, MetricsSource } from './observe/metrics.js';
+export { DEFAULT_STORE_FAILING_THRESHOLD_MS, readinessOf, startMonitorServer } from './observe/monitor-server.js';
+export type { MonitorServer, MonitorServerOptions, Readiness, ReadinessOptions } from './observe/monitor-server.js';
 
 // Restore and verify
 export { restore, RESTORE_DEFAULTS } from '../restore/restore.js';

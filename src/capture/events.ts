@@ -16,6 +16,7 @@ export type CaptureEvent =
       pending: number;
     }
   | { type: 'block.opened'; blockId: string; splitKey: string }
+  | { type: 'block.sealing'; blockId: string; messages: number; reason: SealReason }
   | { type: 'block.sealed'; blockId: string; key: string; messages: number; bytes: number; reason: SealReason }
   | { type: 'block.stored'; blockId: string; key: string; messages: number; storedBytes: number; attempts: number; durationMs: number }
   | { type: 'block.retry'; blockId: string; key: string; attempt: number; delayMs: number; error: string }
@@ -43,6 +44,67 @@ export interface CaptureReport {
   durationMs: number;
 }
 
+/** Where a live block is in its lifecycle (see machines/block-machine.ts). */
+export type BlockPhase = 'open' | 'sealing' | 'storing' | 'retrying' | 'acking';
+
+/**
+ * A point-in-time snapshot of a capture (`handle.stats()`), derived from its events: what the Prometheus
+ * metrics (src/observe/metrics.ts) and the readiness probe read. Times are ms on the capture's clock.
+ */
+export interface CaptureStats {
+  /** When the snapshot was taken (ms since the epoch). */
+  at: number;
+  /** Latest `connection.status`; `closed` once the capture ended. */
+  connectionStatus: ConnectionStatus;
+  /** True from `consumer.bound` until the capture ends. */
+  consumerBound: boolean;
+  /** True after `capture.done` or `capture.error`. */
+  ended: boolean;
+  /** `connection.status` reconnecting events seen. */
+  reconnects: number;
+  /**
+   * Messages not yet delivered to this consumer (its lag), from the latest `consumer.info`. Before the
+   * first one it is the bind-time count, which includes delivered-but-unacked messages; null before binding.
+   */
+  consumerPending: number | null;
+  /** Delivered but unacknowledged messages, from the latest `consumer.info`; null before the first. */
+  consumerAckPending: number | null;
+  /** Messages in sealed blocks (the capture's "received" count; messages of open blocks are not in it). */
+  messagesSealed: number;
+  /** Messages in blocks the store confirmed. */
+  messagesStored: number;
+  /** Messages acknowledged to the server (after their block was stored). */
+  messagesAcked: number;
+  /** Messages of abandoned blocks: left unacked, the server redelivers them. */
+  messagesAbandoned: number;
+  /** `message.undecodable` events. */
+  messagesUndecodable: number;
+  /** Live blocks by phase. `retrying` counts blocks whose store failed at least once and has not succeeded yet. */
+  blocks: Record<BlockPhase, number>;
+  blocksStored: number;
+  blocksAcked: number;
+  blocksAbandoned: number;
+  /** Encoded bytes of sealed blocks, before compression. */
+  bytesEncoded: number;
+  /** Bytes written to the store, after compression. */
+  bytesStored: number;
+  /** Failed store attempts that are retried (`block.retry`). */
+  storeRetries: number;
+  /** Blocks given up (`block.failed`): a permanent error or the attempt budget spent. */
+  storeFailures: number;
+  /** From seal to confirmed store, retries included (`block.stored` durationMs). */
+  storeLatency: { count: number; sumMs: number; maxMs: number; lastMs: number | null };
+  /** When a block was last stored (ms since the epoch); null before the first. */
+  lastStoreAt: number | null;
+  msSinceLastStore: number | null;
+  /** Error of the latest failed store attempt; cleared by the next successful store. */
+  lastStoreError: string | null;
+  /** When storing started failing: the first failure since the last success (ms since the epoch). */
+  storeFailingSinceMs: number | null;
+  /** How long storing has been failing; null while it is not. */
+  storeFailingForMs: number | null;
+}
+
 export type CaptureEventType = CaptureEvent['type'];
 export type CaptureEventOf<K extends CaptureEventType> = Extract<CaptureEvent, { type: K }>;
 
@@ -56,4 +118,6 @@ export interface CaptureHandle {
   stop(): Promise<void>;
   on<K extends CaptureEventType>(type: K, listener: (event: CaptureEventOf<K>) => void): () => void;
   subscribe(listener: (event: CaptureEvent) => void): () => void;
+  /** A snapshot of the capture's counters, live blocks and health; cheap, call it as often as needed. */
+  stats(): CaptureStats;
 }
