@@ -24,6 +24,8 @@ export { captureMetrics, STORE_DURATION_BUCKETS } from './observe/metrics.js';
 export type { CaptureMetricLabels, CaptureMetrics, CaptureMetricsOptions, MetricsSource } from './observe/metrics.js';
 export { DEFAULT_STORE_FAILING_THRESHOLD_MS, readinessOf, startMonitorServer } from './observe/monitor-server.js';
 export type { MonitorServer, MonitorServerOptions, Readiness, ReadinessOptions } from './observe/monitor-server.js';
+export { createInspector } from './observe/inspector.js';
+export type { InspectedActor, InspectedTransition, Inspector, InspectorModel, InspectorOptions, InspectorServer } from './observe/inspector.js';
 
 // Restore and verify
 export { restore, RESTORE_DEFAULTS } from '../restore/restore.js';
