@@ -52,7 +52,7 @@ describe.skipIf(!built)('jetvault CLI', () => {
   });
 
   describe('--help', () => {
-    it.each(['', 'capture', 'restore', 'verify', 'machines', 'demo'])('jetvault %s --help exits 0 with usage on stdout', async (command) => {
+    it.each(['', 'capture', 'restore', 'verify', 'ls', 'cat', 'machines', 'demo'])('jetvault %s --help exits 0 with usage on stdout', async (command) => {
       const run = await jetvault(command ? [command, '--help'] : ['--help']);
       expect(run.code).toBe(0);
       expect(run.stdout).toContain(`Usage: jetvault${command ? ` ${command}` : ''}`);

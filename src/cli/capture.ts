@@ -13,8 +13,9 @@ import { JetvaultError } from '../errors.js';
 import { FORMAT_NAMES } from '../formats/index.js';
 import { addStoreFlags, STORE_URI_HELP, storeFromFlags, type StoreFlags } from './store-flags.js';
 import { ExitCode } from './exit-codes.js';
-import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
+import { createCliLogger, logFormatOption, logLevelOption, type LogFormat, type LogLevel } from './logger.js';
 import { collectServers, formatDuration, formatSize, parseDuration, parsePositiveInt, parseSize } from './parse.js';
+import { createProgress, quietOption, type Progress } from './progress.js';
 import { plural, seconds, type CliContext } from './report.js';
 
 export interface CaptureFlags extends StoreFlags {
@@ -33,7 +34,9 @@ export interface CaptureFlags extends StoreFlags {
   ackWait?: number;
   maxAckPending?: number;
   drainTimeout?: number;
+  quiet?: boolean;
   logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 const D = CAPTURE_DEFAULTS;
@@ -56,7 +59,9 @@ export function captureCommand(ctx: CliContext): Command {
     .option('--ack-wait <duration>', 'ack_wait of a consumer jetvault creates (default: --max-age plus 1m)', (v) => parseDuration(v, '--ack-wait'))
     .option('--max-ack-pending <n>', `max_ack_pending of a consumer jetvault creates (default ${D.maxAckPending})`, (v) => parsePositiveInt(v, '--max-ack-pending'))
     .option('--drain-timeout <duration>', `how long shutdown may take to store and ack open blocks (default ${formatDuration(D.drainTimeoutMs)})`, (v) => parseDuration(v, '--drain-timeout'))
+    .addOption(quietOption())
     .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .action(async (flags: CaptureFlags) => {
       ctx.exitCode = await runCapture(flags, ctx);
     });
@@ -82,7 +87,9 @@ export function captureOptionsFrom(flags: CaptureFlags): Omit<CaptureOptions, 's
 }
 
 export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<ExitCode> {
-  const logger = createCliLogger(flags.logLevel);
+  // A daemon has no end to measure against: only --once reports progress.
+  const progress = createProgress({ label: 'capture', quiet: flags.quiet || !flags.once });
+  const logger = createCliLogger(flags.logLevel, flags.logFormat, { beforeWrite: () => progress.clear() });
   ctx.logger = logger;
   const options = captureOptionsFrom(flags);
   // Bad values and unknown store schemes fail here, before anything connects.
@@ -90,8 +97,18 @@ export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<
   const store = storeFromFlags(options.store, flags);
   try {
     const handle = createCapture({ ...options, store, logger });
+    const stopProgress = trackProgress(handle, progress);
     // With --once too: Ctrl-C then drains what was read instead of dropping it.
-    const report = await runUntilSignalled(handle, ctx);
+    let report: CaptureReport;
+    try {
+      report = await runUntilSignalled(handle, ctx, progress);
+    } catch (error) {
+      progress.abort();
+      throw error;
+    } finally {
+      stopProgress();
+    }
+    progress.finish();
     ctx.out(captureSummary(report));
     return ExitCode.ok;
   } finally {
@@ -100,15 +117,36 @@ export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<
 }
 
 /**
+ * Messages acked out of those pending at bind. A rebind (after a reconnect) reports what is still
+ * pending, acked-but-unconfirmed ones included, so the total becomes what is done plus that.
+ */
+function trackProgress(handle: CaptureHandle, progress: Progress): () => void {
+  let done = 0;
+  let total: number | undefined;
+  const offs = [
+    handle.on('consumer.bound', (event) => {
+      total = done + event.pending;
+      progress.update(done, total);
+    }),
+    handle.on('block.acked', (event) => {
+      done += event.messages;
+      progress.update(done, total);
+    }),
+  ];
+  return () => offs.forEach((off) => off());
+}
+
+/**
  * The report when the capture ends (by itself with --once). The first SIGINT/SIGTERM drains; a second
  * one stops at once and fails (exit 1).
  */
-async function runUntilSignalled(handle: CaptureHandle, ctx: CliContext): Promise<CaptureReport> {
+async function runUntilSignalled(handle: CaptureHandle, ctx: CliContext, progress: Progress): Promise<CaptureReport> {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
   let received = 0;
   let forced: JetvaultError | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     received += 1;
+    progress.clear();
     if (received === 1) {
       ctx.err(`jetvault: ${signal}: draining (storing and acking open blocks); send it again to stop at once`);
       // Its outcome arrives through handle.done below.

@@ -13,14 +13,16 @@ import { VERSION } from '../version.js';
 // CLI's promise of one-line errors on stderr. The README states the supported Node versions instead.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { captureCommand } from './capture.js';
+import { catCommand } from './cat.js';
 import { demoCommand } from './demo.js';
 import { ExitCode } from './exit-codes.js';
+import { lsCommand } from './ls.js';
 import { machinesCommand } from './machines.js';
 import { fromCommanderError, processIO, reportError, type CliContext, type CliIO } from './report.js';
 import { restoreCommand } from './restore.js';
 import { verifyCommand } from './verify.js';
 
-const COMMANDS = ['capture', 'restore', 'verify', 'machines', 'demo'] as const;
+const COMMANDS = ['capture', 'restore', 'verify', 'ls', 'cat', 'machines', 'demo'] as const;
 
 /**
  * commander prints its own errors and calls process.exit(); instead it throws here, so every usage error
@@ -43,7 +45,7 @@ export function buildProgram(ctx: CliContext): Command {
   const program = configure(new Command('jetvault'), ctx)
     .description('Capture NATS JetStream streams into compressed blocks, and restore them.')
     .version(VERSION, '-V, --version', 'print the jetvault version');
-  for (const command of [captureCommand(ctx), restoreCommand(ctx), verifyCommand(ctx), machinesCommand(ctx), demoCommand(ctx)]) {
+  for (const command of [captureCommand(ctx), restoreCommand(ctx), verifyCommand(ctx), lsCommand(ctx), catCommand(ctx), machinesCommand(ctx), demoCommand(ctx)]) {
     program.addCommand(configure(command, ctx));
   }
   return program;
@@ -88,6 +90,11 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // `jetvault cat … | head` closes stdout early: the reader has what it wanted, which is not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(ExitCode.ok);
+    else process.exit(reportError(error, processIO));
+  });
   // Errors outside any promise chain would otherwise print a stack trace.
   process.on('uncaughtException', (error) => exit(reportError(error, processIO)));
   process.on('unhandledRejection', (error) => exit(reportError(error, processIO)));

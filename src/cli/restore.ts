@@ -6,8 +6,9 @@ import { Command } from 'commander';
 import { restore, type RestoreOptions, type RestoreReport } from '../../restore/restore.js';
 import { addStoreFlags, STORE_URI_HELP, storeFromFlags, type StoreFlags } from './store-flags.js';
 import { ExitCode } from './exit-codes.js';
-import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
+import { createCliLogger, logFormatOption, logLevelOption, type LogFormat, type LogLevel } from './logger.js';
 import { collectServers } from './parse.js';
+import { createProgress, quietOption } from './progress.js';
 import { plural, seconds, type CliContext } from './report.js';
 
 export interface RestoreFlags extends StoreFlags {
@@ -18,7 +19,9 @@ export interface RestoreFlags extends StoreFlags {
   /** commander's `--no-create`: true unless the flag is given. */
   create: boolean;
   append?: boolean;
+  quiet?: boolean;
   logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 export function restoreCommand(ctx: CliContext): Command {
@@ -30,7 +33,9 @@ export function restoreCommand(ctx: CliContext): Command {
     .option('--source-stream <name>', 'which archived stream, when the archive holds several')
     .option('--no-create', 'fail instead of creating a missing target stream')
     .option('--append', 'allow a target stream that already holds messages')
+    .addOption(quietOption())
     .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .action(async (flags: RestoreFlags) => {
       ctx.exitCode = await runRestore(flags, ctx);
     });
@@ -38,17 +43,29 @@ export function restoreCommand(ctx: CliContext): Command {
 }
 
 export async function runRestore(flags: RestoreFlags, ctx: CliContext): Promise<ExitCode> {
-  const logger = createCliLogger(flags.logLevel);
+  const progress = createProgress({ label: 'restore', quiet: flags.quiet });
+  const logger = createCliLogger(flags.logLevel, flags.logFormat, { beforeWrite: () => progress.clear() });
   ctx.logger = logger;
   // Resolved here so an unknown scheme is a usage error before anything connects.
   const store = storeFromFlags(flags.from, flags);
   try {
-    const options: RestoreOptions = { from: store, servers: flags.server, create: flags.create, logger };
+    const options: RestoreOptions = {
+      from: store,
+      servers: flags.server,
+      create: flags.create,
+      logger,
+      onProgress: (p) => progress.update(p.messagesDone, p.messagesTotal),
+    };
     if (flags.stream !== undefined) options.stream = flags.stream;
     if (flags.sourceStream !== undefined) options.sourceStream = flags.sourceStream;
     if (flags.append) options.append = true;
-    ctx.out(restoreSummary(await restore(options)));
+    const report = await restore(options);
+    progress.finish();
+    ctx.out(restoreSummary(report));
     return ExitCode.ok;
+  } catch (error) {
+    progress.abort();
+    throw error;
   } finally {
     await store.close?.();
   }

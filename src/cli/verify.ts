@@ -7,8 +7,9 @@ import { verify, type VerifyDifference, type VerifyOptions, type VerifyReport } 
 import { CorruptBlockError } from '../errors.js';
 import { addStoreFlags, STORE_URI_HELP, storeFromFlags, type StoreFlags } from './store-flags.js';
 import { ExitCode } from './exit-codes.js';
-import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
+import { createCliLogger, logFormatOption, logLevelOption, type LogFormat, type LogLevel } from './logger.js';
 import { collectServers } from './parse.js';
+import { createProgress, quietOption } from './progress.js';
 import { oneLine, plural, type CliContext } from './report.js';
 
 export interface VerifyFlags extends StoreFlags {
@@ -16,7 +17,9 @@ export interface VerifyFlags extends StoreFlags {
   server: string[];
   stream: string;
   sourceStream?: string;
+  quiet?: boolean;
   logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 const MAX_DIFFERENCE_LINES = 10;
@@ -28,7 +31,9 @@ export function verifyCommand(ctx: CliContext): Command {
     .requiredOption('--server <url>', 'NATS server URL; repeat or comma-separate for several', collectServers)
     .requiredOption('--stream <name>', 'the stream to compare with (the source, or a restored copy)')
     .option('--source-stream <name>', 'which archived stream, when the archive holds several')
+    .addOption(quietOption())
     .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .action(async (flags: VerifyFlags) => {
       ctx.exitCode = await runVerify(flags, ctx);
     });
@@ -36,14 +41,23 @@ export function verifyCommand(ctx: CliContext): Command {
 }
 
 export async function runVerify(flags: VerifyFlags, ctx: CliContext): Promise<ExitCode> {
-  const logger = createCliLogger(flags.logLevel);
+  const progress = createProgress({ label: 'verify', quiet: flags.quiet });
+  const logger = createCliLogger(flags.logLevel, flags.logFormat, { beforeWrite: () => progress.clear() });
   ctx.logger = logger;
   // Resolved here so an unknown scheme is a usage error before anything connects.
   const store = storeFromFlags(flags.from, flags);
   try {
-    const options: VerifyOptions = { from: store, servers: flags.server, stream: flags.stream, maxDifferences: MAX_DIFFERENCE_LINES, logger };
+    const options: VerifyOptions = {
+      from: store,
+      servers: flags.server,
+      stream: flags.stream,
+      maxDifferences: MAX_DIFFERENCE_LINES,
+      logger,
+      onProgress: (p) => progress.update(p.messagesDone, p.messagesTotal),
+    };
     if (flags.sourceStream !== undefined) options.sourceStream = flags.sourceStream;
     const report = await verify(options);
+    progress.finish();
     if (report.ok) {
       ctx.out(`verified: ${verifySummary(report)}`);
       return ExitCode.ok;
@@ -54,6 +68,7 @@ export async function runVerify(flags: VerifyFlags, ctx: CliContext): Promise<Ex
     if (more > 0) ctx.out(`  … and ${more} more`);
     return ExitCode.mismatch;
   } catch (error) {
+    progress.abort();
     // A block that cannot be read is a verification result, not a failure of the tool.
     if (error instanceof CorruptBlockError) {
       ctx.out(`verification FAILED: block ${error.blockKey} is corrupt`);
