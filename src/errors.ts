@@ -26,7 +26,8 @@ export type JetvaultErrorCode =
   | 'JV_PUBLISH_FAILED'
   | 'JV_DRAIN_TIMEOUT'
   | 'JV_CAPTURE_FAILED'
-  | 'JV_NATS_SERVER_MISSING';
+  | 'JV_NATS_SERVER_MISSING'
+  | 'JV_LISTEN_FAILED';
 
 export class JetvaultError extends Error {
   readonly code: JetvaultErrorCode;

@@ -6,15 +6,20 @@
  */
 import { Command, Option } from 'commander';
 import { createCapture } from '../../machines/create-capture.js';
-import { CAPTURE_DEFAULTS, validateCaptureOptions, type CaptureOptions, type SplitBy } from '../capture/options.js';
+import { CAPTURE_DEFAULTS, defaultConsumerName, validateCaptureOptions, type CaptureOptions, type SplitBy } from '../capture/options.js';
 import type { CaptureHandle, CaptureReport } from '../capture/events.js';
 import { COMPRESSION_NAMES } from '../compression/index.js';
 import { JetvaultError } from '../errors.js';
 import { FORMAT_NAMES } from '../formats/index.js';
+import type { Logger } from '../logger.js';
+import { createInspector, type Inspector } from '../observe/inspector.js';
+import { captureMetrics } from '../observe/metrics.js';
+import { startMonitorServer } from '../observe/monitor-server.js';
+import { Registry } from 'prom-client';
 import { addStoreFlags, STORE_URI_HELP, storeFromFlags, type StoreFlags } from './store-flags.js';
 import { ExitCode } from './exit-codes.js';
 import { createCliLogger, logFormatOption, logLevelOption, type LogFormat, type LogLevel } from './logger.js';
-import { collectServers, formatDuration, formatSize, parseDuration, parsePositiveInt, parseSize } from './parse.js';
+import { collectServers, formatDuration, formatSize, parseDuration, parsePort, parsePositiveInt, parseSize } from './parse.js';
 import { createProgress, quietOption, type Progress } from './progress.js';
 import { plural, seconds, type CliContext } from './report.js';
 
@@ -35,6 +40,9 @@ export interface CaptureFlags extends StoreFlags {
   maxAckPending?: number;
   drainTimeout?: number;
   quiet?: boolean;
+  metricsPort?: number;
+  inspectPort?: number;
+  listenHost: string;
   logLevel: LogLevel;
   logFormat: LogFormat;
 }
@@ -59,6 +67,9 @@ export function captureCommand(ctx: CliContext): Command {
     .option('--ack-wait <duration>', 'ack_wait of a consumer jetvault creates (default: --max-age plus 1m)', (v) => parseDuration(v, '--ack-wait'))
     .option('--max-ack-pending <n>', `max_ack_pending of a consumer jetvault creates (default ${D.maxAckPending})`, (v) => parsePositiveInt(v, '--max-ack-pending'))
     .option('--drain-timeout <duration>', `how long shutdown may take to store and ack open blocks (default ${formatDuration(D.drainTimeoutMs)})`, (v) => parseDuration(v, '--drain-timeout'))
+    .option('--metrics-port <port>', 'serve /metrics (Prometheus), /healthz and /readyz on this port', (v) => parsePort(v, '--metrics-port'))
+    .option('--inspect-port <port>', 'serve a live view of the capture machines on this port', (v) => parsePort(v, '--inspect-port'))
+    .option('--listen-host <host>', 'address the metrics and inspector servers listen on', '127.0.0.1')
     .addOption(quietOption())
     .addOption(logLevelOption())
     .addOption(logFormatOption())
@@ -95,8 +106,16 @@ export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<
   // Bad values and unknown store schemes fail here, before anything connects.
   validateCaptureOptions(options);
   const store = storeFromFlags(options.store, flags);
+  const servers: Array<{ close(): Promise<void> }> = [];
   try {
-    const handle = createCapture({ ...options, store, logger });
+    const inspector = flags.inspectPort !== undefined ? createInspector() : undefined;
+    const handle = createCapture({ ...options, store, logger, ...(inspector ? { inspect: inspector.inspect } : {}) });
+    try {
+      servers.push(...(await startServers(flags, handle, inspector, { ...options, store: store.description }, logger)));
+    } catch (error) {
+      await handle.stop();
+      throw error;
+    }
     const stopProgress = trackProgress(handle, progress);
     // With --once too: Ctrl-C then drains what was read instead of dropping it.
     let report: CaptureReport;
@@ -112,8 +131,43 @@ export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<
     ctx.out(captureSummary(report));
     return ExitCode.ok;
   } finally {
+    await Promise.all(servers.map((server) => server.close()));
     await store.close?.();
   }
+}
+
+/** The optional HTTP servers: metrics and probes (`--metrics-port`), the live machine view (`--inspect-port`). */
+async function startServers(
+  flags: CaptureFlags,
+  handle: CaptureHandle,
+  inspector: Inspector | undefined,
+  options: { stream: string; consumer?: string; store: string },
+  logger: Logger,
+): Promise<Array<{ close(): Promise<void> }>> {
+  const started: Array<{ close(): Promise<void> }> = [];
+  try {
+    if (flags.metricsPort !== undefined) {
+      const registry = new Registry();
+      captureMetrics(handle, {
+        registry,
+        labels: { stream: options.stream, consumer: options.consumer ?? defaultConsumerName(options.stream), store: options.store },
+      });
+      const monitor = await startMonitorServer({ handle, registry, port: flags.metricsPort, host: flags.listenHost });
+      started.push(monitor);
+      logger.info({ url: monitor.url }, 'metrics.listening');
+    }
+    if (inspector && flags.inspectPort !== undefined) {
+      const web = await inspector.listen(flags.inspectPort, flags.listenHost);
+      started.push(web);
+      logger.info({ url: web.url }, 'inspector.listening');
+    }
+  } catch (error) {
+    await Promise.all(started.map((server) => server.close()));
+    throw new JetvaultError('JV_LISTEN_FAILED', `cannot listen on ${flags.listenHost}: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+  return started;
 }
 
 /**

@@ -15,7 +15,7 @@ import { UsageError } from '../errors.js';
 import { createStore } from '../stores/uri.js';
 import { ExitCode } from './exit-codes.js';
 import { natsServerBinary, startNatsServer, type NatsServer } from './local-nats-server.js';
-import { createCliLogger, logLevelOption, type LogLevel } from './logger.js';
+import { createCliLogger, logFormatOption, logLevelOption, type LogFormat, type LogLevel } from './logger.js';
 import { parsePositiveInt } from './parse.js';
 import { prng } from './prng.js';
 import { seconds, type CliContext } from './report.js';
@@ -25,6 +25,7 @@ export interface DemoFlags {
   dir: string;
   messages: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 const STREAM = 'ORDERS';
@@ -38,13 +39,14 @@ export function demoCommand(ctx: CliContext): Command {
     .option('--dir <path>', 'where the archive goes (a previous demo dir is cleared first)', './jetvault-demo')
     .option('--messages <n>', 'sample orders to publish', (v) => parsePositiveInt(v, '--messages'), 2000)
     .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .action(async (flags: DemoFlags) => {
       ctx.exitCode = await runDemo(flags, ctx);
     });
 }
 
 export async function runDemo(flags: DemoFlags, ctx: CliContext): Promise<ExitCode> {
-  const logger = createCliLogger(flags.logLevel);
+  const logger = createCliLogger(flags.logLevel, flags.logFormat);
   ctx.logger = logger;
   // Before touching anything: a missing nats-server is the likeliest problem, and it has one clear line.
   natsServerBinary();

@@ -63,6 +63,14 @@ export function parsePositiveInt(value: string, flag: string): number {
   return n;
 }
 
+/** A TCP port to listen on: 0 (any free port) to 65535. */
+export function parsePort(value: string, flag: string): number {
+  const text = value.trim();
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65_535) throw new UsageError(`${flag} must be a port number from 0 to 65535, got ${show(value)}`);
+  return n;
+}
+
 /** `--server` may repeat and may hold a comma-separated list; both forms collect into one list. */
 export function collectServers(value: string, previous: string[] | undefined): string[] {
   const servers = value
