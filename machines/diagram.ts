@@ -265,3 +265,77 @@ function formatDelay(ms: number): string {
   }
   return parts.join('');
 }
+
+// ---------------------------------------------------------------- graphviz
+
+/**
+ * A Graphviz `digraph` of the machine, from the same description as the JSON: compound states become
+ * clusters, final states double circles, initial states an arrow from a point. An edge to or from a
+ * compound state attaches to its initial leaf; transitions declared on the machine root start from an
+ * "any state" node, as in the Mermaid drawing.
+ */
+export function machineToDot(machine: AnyStateMachine): string {
+  const json = machineToJSON(machine);
+  const byPath = new Map<string, StateJSON>();
+  const index = (state: StateJSON) => {
+    byPath.set(state.path, state);
+    for (const child of Object.values(state.states ?? {})) index(child);
+  };
+  index(json);
+  const node = (path: string) => quoteDot(entryPath(byPath.get(path) ?? { path, type: 'atomic', transitions: [] }));
+  const lines = [`digraph ${quoteDot(json.id)} {`, '  rankdir=LR;',
+    '  compound=true;', '  node [shape=box, style=rounded, fontname="sans-serif"];', '  edge [fontname="sans-serif", fontsize=10];'];
+  const edges: string[] = [];
+
+  const declare = (state: StateJSON, depth: number) => {
+    const pad = '  '.repeat(depth);
+    for (const [key, child] of Object.entries(state.states ?? {})) {
+      if (child.states) {
+        lines.push(`${pad}subgraph ${quoteDot(`cluster_${child.path}`)} {`, `${pad}  label=${quoteDot(key)};`);
+        declare(child, depth + 1);
+        lines.push(`${pad}}`);
+      } else {
+        lines.push(`${pad}${quoteDot(child.path)} [label=${quoteDot(key)}${child.type === 'final' ? ', shape=doublecircle' : ''}];`);
+      }
+    }
+    if (state.initial !== undefined && state.states?.[state.initial]) {
+      const start = quoteDot(`${state.path || json.id}.(initial)`);
+      lines.push(`${pad}${start} [shape=point, label=""];`);
+      edges.push(`  ${start} -> ${node(state.states[state.initial]!.path)};`);
+    }
+  };
+  // With compound=true, ltail / lhead clip an edge at a cluster's border: it leaves or enters the state itself.
+  const clusterOf = (path: string) => (byPath.get(path)?.states ? quoteDot(`cluster_${path}`) : undefined);
+  const connect = (state: StateJSON) => {
+    for (const t of state.transitions) {
+      if (t.target === null) continue;
+      const from = state.path === '' ? quoteDot('any state') : node(state.path);
+      const attributes = [`label=${quoteDot(t.guard ? `${t.event} [${t.guard}]` : t.event)}`];
+      // An edge into the state's own children cannot leave its border.
+      const inside = state.path !== '' && t.target.startsWith(`${state.path}.`);
+      const tail = state.path === '' || inside ? undefined : clusterOf(state.path);
+      const head = clusterOf(t.target);
+      if (tail) attributes.push(`ltail=${tail}`);
+      if (head && head !== tail) attributes.push(`lhead=${head}`);
+      edges.push(`  ${from} -> ${node(t.target)} [${attributes.join(', ')}];`);
+    }
+    for (const child of Object.values(state.states ?? {})) connect(child);
+  };
+
+  declare(json, 1);
+  if (json.transitions.some((t) => t.target !== null)) lines.push(`  ${quoteDot('any state')} [shape=plaintext];`);
+  connect(json);
+  lines.push(...edges, '}');
+  return lines.join('\n');
+}
+
+/** The leaf an edge to or from a state attaches to: the state itself, or its initial leaf for clusters. */
+function entryPath(state: StateJSON): string {
+  let current = state;
+  while (current.states && current.initial !== undefined && current.states[current.initial]) current = current.states[current.initial]!;
+  return current.path;
+}
+
+function quoteDot(text: string): string {
+  return `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}

@@ -39,7 +39,7 @@ export { captureSupervisorMachine } from '../machines/capture-supervisor.js';
 export { connectionMachine } from '../machines/connection-machine.js';
 export { subscriptionMachine } from '../machines/subscription-machine.js';
 export { restoreMachine } from '../restore/restore-machine.js';
-export { machineToJSON, machineToMermaid } from '../machines/diagram.js';
+export { machineToDot, machineToJSON, machineToMermaid } from '../machines/diagram.js';
 
 // Archive contract
 export type { Envelope } from './archive/envelope.js';

@@ -144,3 +144,21 @@ describe('machineToJSON', () => {
     expect(JSON.parse(JSON.stringify(json))).toEqual(json);
   });
 });
+
+describe('machineToDot', () => {
+  it('draws the block machine as a Graphviz digraph with clusters, final states and guarded edges', async () => {
+    const { blockMachine } = await import('../machines/block-machine.js');
+    const { machineToDot } = await import('../machines/diagram.js');
+    const dot = machineToDot(blockMachine);
+    expect(dot.startsWith('digraph "block" {')).toBe(true);
+    expect(dot.trimEnd().endsWith('}')).toBe(true);
+    expect(dot).toContain('subgraph "cluster_persisting" {');
+    expect(dot).toContain('"acked" [label="acked", shape=doublecircle];');
+    expect(dot).toContain('"persisting.retrying" -> "persisting.storing" [label="after retryDelay"];');
+    expect(dot).toContain('"persisting.storing" -> "failed" [label="onError(storeSealedBlock) [permanentError]"];');
+    expect(dot).toContain('"sealing" -> "persisting.storing" [label="onDone(sealBlock)", lhead="cluster_persisting"];');
+    expect(dot).toContain('"any state" -> "abandoned" [label="abandon"];');
+    // Balanced braces: one per digraph and cluster.
+    expect(dot.split('{').length).toBe(dot.split('}').length);
+  });
+});
