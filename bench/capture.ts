@@ -48,9 +48,10 @@ async function startBench(cleanup: Cleanup): Promise<Bench> {
   cleanup.add(() => source.dispose());
   const target = await startNatsServer();
   cleanup.add(() => target.dispose());
-  const nc = await connect({ servers: source.url });
+  // The same client settings jetvault uses, so the baselines are the ceiling for the same client.
+  const nc = await connect({ servers: source.url, noAsyncTraces: true });
   cleanup.add(() => nc.close());
-  const nc2 = await connect({ servers: target.url });
+  const nc2 = await connect({ servers: target.url, noAsyncTraces: true });
   cleanup.add(() => nc2.close());
   return { source, target, nc, nc2, serverCpu: new ServerCpu([source.storeDir, target.storeDir]), cleanup };
 }

@@ -177,7 +177,7 @@ export const captureSupervisorMachine = setup({
     recordBound: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'subscription.bound') return;
       const ackWaitMs = Math.max(1, Math.round((event.info.config.ack_wait ?? 30e9) / 1e6));
-      context.router.bound(event.streamInfo.config as unknown as Record<string, unknown>, event.info.config.max_ack_pending ?? -1);
+      context.router.bound(event.streamInfo.config as unknown as Record<string, unknown>, event.info.config.max_ack_pending ?? -1, context.nc);
       enqueue.assign({
         consumerInfo: event.info,
         ackWaitMs,

@@ -173,11 +173,22 @@ function start(options: StartOptions = {}) {
   const store = new MemoryStore(log);
   if (options.storeCheck) store.check = options.storeCheck;
   let flushes = 0;
+  const messages: FakeMsg[] = [];
   const nc = {
     flush: () => {
       flushes++;
       log.push('flush');
       return Promise.resolve();
+    },
+    // Blocks ack by publishing to a message's ack subject, as JsMsg.ack() does.
+    publish: (subject: string, payload: Uint8Array) => {
+      const message = messages.find((m) => m.reply === subject);
+      if (!message) throw new Error(`publish to an unknown subject ${subject}`);
+      const verb = Buffer.from(payload).toString();
+      if (verb === '+ACK') message.ack();
+      else if (verb === '+WPI') message.working();
+      else if (verb.startsWith('-NAK')) message.nak();
+      else throw new Error(`unexpected ack payload ${verb}`);
     },
   } as unknown as NatsConnection;
 
@@ -295,7 +306,6 @@ function start(options: StartOptions = {}) {
   running.push({ actor, errors });
   actor.start();
 
-  const messages: FakeMsg[] = [];
   return {
     actor,
     clock,

@@ -5,11 +5,13 @@
  * to the block machines.
  */
 import type { JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Envelope } from '../archive/envelope.js';
 import type { SealReason } from '../archive/manifest.js';
 import type { Compression } from '../compression/compression.js';
 import type { BlockFormat } from '../formats/format.js';
-import { BlockBuffer } from './block-buffer.js';
+import { BlockBuffer, type AckHandle } from './block-buffer.js';
+import { ReplyAck } from './reply-ack.js';
 import { envelopeOf } from './envelope-of.js';
 import type { MessageDecoder } from './options.js';
 
@@ -42,6 +44,7 @@ export class BlockRouter<T = Envelope> {
   private nextId = 1;
   private streamConfig: Record<string, unknown> = {};
   private maxAckPending = Number.POSITIVE_INFINITY;
+  private ackHandleOf: (message: JsMsg) => AckHandle = (message) => message;
   /** How often (in messages) the ack-pending guard looks: often enough for small limits, cheap for large. */
   private reliefEvery = 64;
   private readonly open = new Map<string, OpenBlock<T>>();
@@ -52,7 +55,9 @@ export class BlockRouter<T = Envelope> {
   }
 
   /** Called once the consumer is bound: the config goes into every manifest; the limit guards acks. */
-  bound(streamConfig: Record<string, unknown>, maxAckPending: number): void {
+  bound(streamConfig: Record<string, unknown>, maxAckPending: number, nc?: NatsConnection): void {
+    // Blocks keep only the ack subject of each message; without a connection (tests) the message itself.
+    this.ackHandleOf = nc ? (message) => new ReplyAck(nc, (message as JsMsg & { reply: string }).reply) : (message) => message;
     this.streamConfig = streamConfig;
     this.maxAckPending = maxAckPending > 0 ? maxAckPending : Number.POSITIVE_INFINITY;
     this.reliefEvery = Math.max(1, Math.min(64, Math.floor(this.maxAckPending / 4)));
@@ -87,7 +92,7 @@ export class BlockRouter<T = Envelope> {
     let block = this.open.get(splitKey);
     if (!block || block.buffer.closed) block = this.openBlock(splitKey);
     try {
-      block.buffer.append(value, envelope, message);
+      block.buffer.append(value, envelope, this.ackHandleOf(message));
     } catch (error) {
       // The format refused the value (e.g. a CSV flatten that throws): nothing was appended.
       this.undecodable(message, envelope, error);
