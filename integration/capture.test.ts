@@ -2,12 +2,9 @@
  * The live capture path against a real nats-server: quiet streams flush on idle, a failing store is
  * retried without early acks, and the archive always verifies against the stream.
  */
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createCapture } from '../machines/create-capture.js';
 import { restore } from '../restore/restore.js';
 import { verify } from '../restore/verify.js';
@@ -17,64 +14,45 @@ import type { CaptureEvent } from '../src/capture/events.js';
 import { StoreError } from '../src/errors.js';
 import { FileStore } from '../src/stores/fs.js';
 import type { Store } from '../src/stores/store.js';
-import { startNatsServer, uniqueName, type NatsServer } from './helpers/nats-server.js';
+import { useNatsEnv } from './helpers/nats-env.js';
+import { startNatsServer, uniqueName } from './helpers/nats-server.js';
 import { mixedMessages, publishAll } from './helpers/streams.js';
 
-let server: NatsServer;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-const dirs: string[] = [];
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  jsm = await jetstreamManager(nc);
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'jv-capture-'));
-  dirs.push(dir);
-  return dir;
-}
+const env = useNatsEnv('capture');
 
 async function newStream(prefix: string, subjects = 4): Promise<{ stream: string; subjects: string[] }> {
   const stream = uniqueName(prefix);
-  await jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`] });
+  await env.jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`] });
   return { stream, subjects: Array.from({ length: subjects }, (_, i) => `${stream.toLowerCase()}.s${i}`) };
 }
 
 describe('capture', () => {
   it('flushes a quiet stream: 10 messages, then nothing, stored and acked within idle time + 1 s', async () => {
     const { stream, subjects } = await newStream('QUIET', 1);
-    const dir = tempDir();
+    const dir = env.tempDir();
     const idleMs = 1_000;
-    const capture = createCapture({ servers: server.url, stream, store: dir, idleMs });
+    const capture = createCapture({ servers: env.server.url, stream, store: dir, idleMs });
     const acked = new Promise<number>((resolve) => capture.on('block.acked', () => resolve(Date.now())));
     const sealed = new Promise<CaptureEvent>((resolve) => capture.on('block.sealed', resolve));
     await new Promise<void>((resolve) => capture.on('consumer.bound', () => resolve()));
-    await publishAll(nc, stream, mixedMessages(10, subjects));
+    await publishAll(env.nc, stream, mixedMessages(10, subjects));
     const lastPublishAt = Date.now();
     const ackedAt = await acked;
     expect(await sealed).toMatchObject({ reason: 'idle', messages: 10 });
     expect(ackedAt - lastPublishAt).toBeLessThanOrEqual(idleMs + 1_000);
-    const info = await jsm.consumers.info(stream, `jetvault-${stream}`);
+    const info = await env.jsm.consumers.info(stream, `jetvault-${stream}`);
     expect(info.num_ack_pending).toBe(0);
     expect(info.num_pending).toBe(0);
     const report = await capture.drain();
     expect(report.messages).toBe(10);
-    const check = await verify({ from: dir, connection: nc, stream });
+    const check = await verify({ from: dir, connection: env.nc, stream });
     expect(check.ok).toBe(true);
     expect(check.archivedMessages).toBe(10);
   });
 
   it('retries a store that fails 3 times: nothing acked before it succeeds, nothing lost', async () => {
     const { stream, subjects } = await newStream('FLAKY', 1);
-    const dir = tempDir();
+    const dir = env.tempDir();
     const real = new FileStore(dir);
     let blockPuts = 0;
     let consumerDuringFailures: { ackPending: number; ackFloor: number } | undefined;
@@ -82,7 +60,7 @@ describe('capture', () => {
       description: 'flaky+' + real.description,
       put: async (key, body, options) => {
         if (!key.endsWith('.manifest.json') && ++blockPuts <= 3) {
-          const info = await jsm.consumers.info(stream, `jetvault-${stream}`);
+          const info = await env.jsm.consumers.info(stream, `jetvault-${stream}`);
           consumerDuringFailures = { ackPending: info.num_ack_pending, ackFloor: info.ack_floor.stream_seq };
           throw new StoreError('JV_STORE_UNAVAILABLE', `injected outage ${blockPuts}`);
         }
@@ -93,43 +71,43 @@ describe('capture', () => {
       exists: (key) => real.exists(key),
       delete: (key) => real.delete(key),
     };
-    await publishAll(nc, stream, mixedMessages(500, subjects));
+    await publishAll(env.nc, stream, mixedMessages(500, subjects));
     const events: CaptureEvent[] = [];
-    const capture = createCapture({ servers: server.url, stream, store: flaky, once: true, retryBaseMs: 50, retryMaxMs: 200 });
+    const capture = createCapture({ servers: env.server.url, stream, store: flaky, once: true, retryBaseMs: 50, retryMaxMs: 200 });
     capture.subscribe((e) => events.push(e));
     const report = await capture.done;
     const retries = events.filter((e) => e.type === 'block.retry');
     expect(retries.map((e) => (e as { attempt: number }).attempt)).toEqual([1, 2, 3]);
     expect(retries[0]).toMatchObject({ error: expect.stringContaining('injected outage 1') });
-    // While the store was failing, all 500 messages were still unacknowledged on the server.
+    // While the store was failing, all 500 messages were still unacknowledged on the env.server.
     expect(consumerDuringFailures).toEqual({ ackPending: 500, ackFloor: 0 });
     const stored = events.findIndex((e) => e.type === 'block.stored');
     const firstAck = events.findIndex((e) => e.type === 'block.acked');
     expect(stored).toBeGreaterThan(events.lastIndexOf(retries[2]!));
     expect(firstAck).toBeGreaterThan(stored);
     expect(report).toMatchObject({ messages: 500, blocks: 1, abandonedBlocks: 0 });
-    const check = await verify({ from: dir, connection: nc, stream });
+    const check = await verify({ from: dir, connection: env.nc, stream });
     expect(check).toMatchObject({ ok: true, archivedMessages: 500, matched: 500 });
   });
 
   it('splits by header, seals at max messages, and seals the rest at the end of --once', async () => {
     const { stream, subjects } = await newStream('SPLIT', 2);
-    const dir = tempDir();
-    await publishAll(nc, stream, mixedMessages(1_000, subjects));
+    const dir = env.tempDir();
+    await publishAll(env.nc, stream, mixedMessages(1_000, subjects));
     const sealed: Array<{ reason: string; messages: number }> = [];
-    const capture = createCapture({ servers: server.url, stream, store: dir, once: true, splitBy: 'header:x-tag', maxMessages: 150 });
+    const capture = createCapture({ servers: env.server.url, stream, store: dir, once: true, splitBy: 'header:x-tag', maxMessages: 150 });
     capture.on('block.sealed', (e) => sealed.push({ reason: e.reason, messages: e.messages }));
     const report = await capture.done;
     expect(report.messages).toBe(1_000);
     expect(sealed.filter((s) => s.reason === 'max-messages').every((s) => s.messages === 150)).toBe(true);
     expect(sealed.some((s) => s.reason === 'drain')).toBe(true);
     expect(sealed.reduce((n, s) => n + s.messages, 0)).toBe(1_000);
-    const check = await verify({ from: dir, connection: nc, stream });
+    const check = await verify({ from: dir, connection: env.nc, stream });
     expect(check.ok).toBe(true);
   });
 
   it('fails with JV_STREAM_NOT_FOUND for a stream that does not exist', async () => {
-    const capture = createCapture({ servers: server.url, stream: uniqueName('MISSING'), store: tempDir(), once: true });
+    const capture = createCapture({ servers: env.server.url, stream: uniqueName('MISSING'), store: env.tempDir(), once: true });
     await expect(capture.done).rejects.toMatchObject({ code: 'JV_STREAM_NOT_FOUND' });
   });
 
@@ -137,18 +115,18 @@ describe('capture', () => {
     const gone = await startNatsServer();
     const url = gone.url;
     await gone.dispose();
-    const capture = createCapture({ servers: url, stream: 'ANY', store: tempDir(), once: true });
+    const capture = createCapture({ servers: url, stream: 'ANY', store: env.tempDir(), once: true });
     await expect(capture.done).rejects.toMatchObject({ code: 'JV_CONNECT_FAILED' });
   });
 
   it('writes custom values with a user decoder and a flattening CSV writer, split by a payload field', async () => {
     const { stream, subjects } = await newStream('CUSTOM', 1);
     const orders = Array.from({ length: 30 }, (_, i) => ({ id: i, region: ['eu', 'us', 'apac'][i % 3]!, total: i * 10 }));
-    await publishAll(nc, stream, orders.map((o) => ({ subject: subjects[0]!, headers: null, data: Buffer.from(JSON.stringify(o)) })));
-    const dir = tempDir();
+    await publishAll(env.nc, stream, orders.map((o) => ({ subject: subjects[0]!, headers: null, data: Buffer.from(JSON.stringify(o)) })));
+    const dir = env.tempDir();
     type Order = { id: number; region: string; total: number; seq: number };
     const capture = createCapture<Order>({
-      servers: server.url,
+      servers: env.server.url,
       stream,
       store: dir,
       once: true,
@@ -165,16 +143,16 @@ describe('capture', () => {
     expect(eu[0]).toBe('seq,id,region,total');
     expect(eu.slice(1)).toEqual(orders.filter((o) => o.region === 'eu').map((o) => `${o.id + 1},${o.id},eu,${o.total}`));
     // Flattened rows cannot become messages again: restore says so instead of guessing.
-    await expect(restore({ from: dir, connection: nc, stream: `${stream}_R` })).rejects.toMatchObject({ code: 'JV_FORMAT_NOT_RESTORABLE' });
+    await expect(restore({ from: dir, connection: env.nc, stream: `${stream}_R` })).rejects.toMatchObject({ code: 'JV_FORMAT_NOT_RESTORABLE' });
   });
 
   it('stops loudly on a message the decoder rejects, after storing and acking what came before it', async () => {
     const { stream, subjects } = await newStream('POISON', 1);
     const good = Array.from({ length: 20 }, (_, i) => ({ subject: subjects[0]!, headers: null, data: Buffer.from(JSON.stringify({ i })) }));
-    await publishAll(nc, stream, [...good, { subject: subjects[0]!, headers: null, data: Buffer.from('not json') }]);
-    const dir = tempDir();
+    await publishAll(env.nc, stream, [...good, { subject: subjects[0]!, headers: null, data: Buffer.from('not json') }]);
+    const dir = env.tempDir();
     const capture = createCapture<Envelope>({
-      servers: server.url,
+      servers: env.server.url,
       stream,
       store: dir,
       once: true,
@@ -187,9 +165,9 @@ describe('capture', () => {
     capture.on('message.undecodable', (e) => undecodable.push(e.seq));
     await expect(capture.done).rejects.toMatchObject({ code: 'JV_DECODE_FAILED', message: expect.stringContaining('message 21') });
     expect(undecodable).toEqual([21]);
-    const info = await jsm.consumers.info(stream, `jetvault-${stream}`);
+    const info = await env.jsm.consumers.info(stream, `jetvault-${stream}`);
     expect(info.ack_floor.stream_seq).toBe(20);
-    const check = await verify({ from: dir, connection: nc, stream });
+    const check = await verify({ from: dir, connection: env.nc, stream });
     // The archive holds exactly the 20 good messages; the poison one is still in the stream, unacked.
     expect(check).toMatchObject({ ok: true, archivedMessages: 20, matched: 20 });
     expect(info.num_ack_pending + info.num_pending).toBe(1);

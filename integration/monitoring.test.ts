@@ -2,47 +2,23 @@
  * Metrics and probes of a real capture (real nats-server, real FileStore): exact counts after a known
  * capture, and /readyz flipping to 503 while the store fails for longer than the threshold, then back.
  */
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createCapture } from '../machines/create-capture.js';
 import { StoreError } from '../src/errors.js';
 import { captureMetrics } from '../src/observe/metrics.js';
 import { startMonitorServer } from '../src/observe/monitor-server.js';
 import { FileStore } from '../src/stores/fs.js';
 import type { Store } from '../src/stores/store.js';
-import { startNatsServer, uniqueName, type NatsServer } from './helpers/nats-server.js';
+import { useNatsEnv } from './helpers/nats-env.js';
+import { uniqueName } from './helpers/nats-server.js';
 import { mixedMessages, publishAll } from './helpers/streams.js';
 
-let server: NatsServer;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-const dirs: string[] = [];
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  jsm = await jetstreamManager(nc);
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'jv-monitoring-'));
-  dirs.push(dir);
-  return dir;
-}
+const env = useNatsEnv('monitoring');
 
 async function newStream(prefix: string): Promise<{ stream: string; subject: string }> {
   const stream = uniqueName(prefix);
-  await jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`] });
+  await env.jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`] });
   return { stream, subject: `${stream.toLowerCase()}.orders` };
 }
 
@@ -93,13 +69,13 @@ function switchableStore(dir: string): Store & { failing: boolean; failedPuts: n
 describe('monitoring', () => {
   it('reports exact counts after a --once capture of 1,234 messages in blocks of 500', async () => {
     const { stream, subject } = await newStream('METRICS');
-    await publishAll(nc, stream, mixedMessages(1_234, [subject]));
-    const store = new FileStore(tempDir());
+    await publishAll(env.nc, stream, mixedMessages(1_234, [subject]));
+    const store = new FileStore(env.tempDir());
     const registry = new Registry();
     // The inspector hook sees each block enter `sealing`; stats() must already count it there.
     let sealingCounted = 0;
     const capture = createCapture({
-      servers: server.url,
+      servers: env.server.url,
       stream,
       store,
       once: true,
@@ -175,11 +151,11 @@ describe('monitoring', () => {
 
   it('turns /readyz to 503 while the store fails for longer than the threshold, and back to 200', async () => {
     const { stream, subject } = await newStream('READY');
-    const store = switchableStore(tempDir());
+    const store = switchableStore(env.tempDir());
     const registry = new Registry();
     const thresholdMs = 500;
     const capture = createCapture({
-      servers: server.url,
+      servers: env.server.url,
       stream,
       store,
       maxMessages: 10,
@@ -204,7 +180,7 @@ describe('monitoring', () => {
 
       store.failing = true;
       const firstRetry = new Promise<void>((resolve) => capture.on('block.retry', () => resolve()));
-      await publishAll(nc, stream, mixedMessages(10, [subject]));
+      await publishAll(env.nc, stream, mixedMessages(10, [subject]));
       await firstRetry;
       // Failing, but not for longer than the threshold yet.
       expect(capture.stats().storeFailingForMs).toBeLessThan(thresholdMs);

@@ -6,7 +6,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { assign, sendParent, setup } from 'xstate';
 import { exponentialJitter } from '../src/capture/backoff.js';
-import { describeError } from '../src/errors.js';
 import { closeConnection, openConnection, watchConnection, type ConnectionStatusEvent } from './actors/connection-actors.js';
 
 export interface ConnectionInput {
@@ -127,7 +126,3 @@ export const connectionMachine = setup({
     },
   },
 });
-
-export function connectionErrorMessage(error: unknown): string {
-  return describeError(error);
-}

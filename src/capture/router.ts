@@ -119,11 +119,6 @@ export class BlockRouter<T = Envelope> {
     if (block && block.buffer === buffer) this.open.delete(buffer.splitKey);
   }
 
-  /** Ids of blocks still accepting messages. */
-  openBlockIds(): string[] {
-    return [...this.open.values()].filter((b) => !b.buffer.closed).map((b) => b.id);
-  }
-
   private openBlock(splitKey: string): OpenBlock<T> {
     const { stream, consumer, format, compression, now } = this.options;
     const buffer = new BlockBuffer<T>({ stream, splitKey, consumer, format, compression, streamConfig: this.streamConfig, now });
