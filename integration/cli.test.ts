@@ -97,6 +97,20 @@ describe.skipIf(!built)('jetvault CLI', () => {
       expectCleanError(await jetvault(capture('--log-level', 'loud')), 2, /--log-level.*'loud'/);
     });
 
+    it('bad ports, store URIs and S3 flags: one line, exit 2, before anything connects', async () => {
+      expectCleanError(await jetvault(capture('--metrics-port', '70000')), 2, /--metrics-port must be a port number from 0 to 65535/);
+      expectCleanError(await jetvault(capture('--inspect-port', 'http')), 2, /--inspect-port must be a port number/);
+      const store = (uri: string, ...extra: string[]) => ['capture', '--server', 'nats://127.0.0.1:4222', '--stream', 'S', '--store', uri, ...extra];
+      const noAzure = { AZURE_STORAGE_CONNECTION_STRING: '', AZURE_STORAGE_ACCOUNT: '' };
+      expectCleanError(await jetvault(store('s3://key:secret-value@bucket/p')), 2, /carries credentials/);
+      expect((await jetvault(store('s3://key:secret-value@bucket/p'))).stderr).not.toContain('secret-value');
+      expectCleanError(await jetvault(store('s3://bucket/p?colour=blue')), 2, /unknown store URI parameter "colour"/);
+      expectCleanError(await jetvault(store('s3://bucket/p', '--s3-endpoint', 'ftp://example')), 2, /must be http or https/);
+      expectCleanError(await jetvault(store('azure://container/p'), { env: noAzure }), 2, /needs credentials.*AZURE_STORAGE_CONNECTION_STRING/);
+      expectCleanError(await jetvault(['restore', '--from', 'az://c/p?tier=Lukewarm', '--server', 'nats://127.0.0.1:4222'], { env: noAzure }), 2, /tier=Lukewarm/);
+      expectCleanError(await jetvault(['machines', '--format', 'svg']), 2, /--format.*'svg'.*mermaid, dot, json/);
+    });
+
     it('unknown option', async () => {
       const run = await jetvault(capture('--fromat', 'raw'));
       expectCleanError(run, 2, /unknown option '--fromat'/);
