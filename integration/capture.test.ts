@@ -2,6 +2,7 @@
  * The live capture path against a real nats-server: quiet streams flush on idle, a failing store is
  * retried without early acks, and the archive always verifies against the stream.
  */
+import { AckPolicy } from '@nats-io/jetstream';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -146,7 +147,7 @@ describe('capture', () => {
     await expect(restore({ from: dir, connection: env.nc, stream: `${stream}_R` })).rejects.toMatchObject({ code: 'JV_FORMAT_NOT_RESTORABLE' });
   });
 
-  it('stops loudly on a message the decoder rejects, after storing and acking what came before it', async () => {
+  it('with dead-lettering off, stops loudly on a message the decoder rejects, after storing and acking what came before it', async () => {
     const { stream, subjects } = await newStream('POISON', 1);
     const good = Array.from({ length: 20 }, (_, i) => ({ subject: subjects[0]!, headers: null, data: Buffer.from(JSON.stringify({ i })) }));
     await publishAll(env.nc, stream, [...good, { subject: subjects[0]!, headers: null, data: Buffer.from('not json') }]);
@@ -156,6 +157,7 @@ describe('capture', () => {
       stream,
       store: dir,
       once: true,
+      deadLetter: false,
       decoder: (e) => {
         JSON.parse(Buffer.from(e.data).toString('utf8'));
         return { value: e };
@@ -171,5 +173,57 @@ describe('capture', () => {
     // The archive holds exactly the 20 good messages; the poison one is still in the stream, unacked.
     expect(check).toMatchObject({ ok: true, archivedMessages: 20, matched: 20 });
     expect(info.num_ack_pending + info.num_pending).toBe(1);
+  });
+
+  it('dead-letters a poison message after its attempts (bounded by max_deliver), acks it and goes on', async () => {
+    const { stream, subjects } = await newStream('DEADLETTER', 1);
+    // max_deliver 2 on a consumer the user made: jetvault must dead-letter at the 2nd delivery, not wait for a 3rd.
+    await env.jsm.consumers.add(stream, { durable_name: 'poisoned', ack_policy: AckPolicy.Explicit, max_deliver: 2 });
+    const good = (i: number) => ({ subject: subjects[0]!, headers: null, data: Buffer.from(JSON.stringify({ i })) });
+    const poison = { subject: subjects[0]!, headers: [['Trace', ['x1']]] as Array<[string, string[]]>, data: Buffer.from('not json {') };
+    await publishAll(env.nc, stream, [good(1), good(2), poison, good(3)]);
+    const dir = env.tempDir();
+    const capture = createCapture<Envelope>({
+      servers: env.server.url,
+      stream,
+      consumer: 'poisoned',
+      store: dir,
+      once: true,
+      poisonRetryDelayMs: 100,
+      decoder: (e) => {
+        JSON.parse(Buffer.from(e.data).toString('utf8'));
+        return { value: e };
+      },
+    });
+    const undecodable: Array<{ seq: number; deliveries: number; action: string }> = [];
+    capture.on('message.undecodable', (e) => undecodable.push({ seq: e.seq, deliveries: e.deliveries, action: e.action }));
+    const report = await capture.done;
+    expect(undecodable).toEqual([
+      { seq: 3, deliveries: 1, action: 'retry' },
+      { seq: 3, deliveries: 2, action: 'dead-letter' },
+    ]);
+    expect(report).toMatchObject({ messages: 3, deadLettered: 1 });
+    expect(capture.stats()).toMatchObject({ messagesUndecodable: 2, messagesDeadLettered: 1 });
+    const info = await env.jsm.consumers.info(stream, 'poisoned');
+    expect({ pending: info.num_pending, ackPending: info.num_ack_pending, floor: info.ack_floor.stream_seq }).toEqual({ pending: 0, ackPending: 0, floor: 4 });
+
+    const files = readdirSync(dir, { recursive: true }).map(String);
+    const dead = files.filter((f) => f.startsWith('_dead-letter/') && f.endsWith('.ndjson'));
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatch(new RegExp(`^_dead-letter/${stream}/\\d{4}/\\d{2}/\\d{2}/\\d{2}/${stream}-000000000003-000000000003\\.ndjson$`));
+    const [line, ...rest] = readFileSync(join(dir, dead[0]!), 'utf8').trim().split('\n');
+    expect(rest).toEqual([]);
+    const letter = JSON.parse(line!) as { error: string; deliveries: number; message: { subject: string; header: Record<string, string[]>; data: string; metadata: { sequence: { stream_seq: number } } } };
+    expect(letter.error).toMatch(/JSON/);
+    expect(letter.deliveries).toBe(2);
+    expect(letter.message.subject).toBe(subjects[0]);
+    expect(letter.message.header).toEqual({ Trace: ['x1'] });
+    expect(Buffer.from(letter.message.data, 'base64').toString()).toBe('not json {');
+    expect(letter.message.metadata.sequence.stream_seq).toBe(3);
+    expect(files.some((f) => f.startsWith('_dead-letter/') && f.endsWith('.ndjson.manifest.json'))).toBe(true);
+
+    // The archive proper holds the three good messages; the archive reader (restore, verify) skips dead letters.
+    const check = await verify({ from: dir, connection: env.nc, stream });
+    expect(check).toMatchObject({ archivedMessages: 3, matched: 3 });
   });
 });

@@ -9,11 +9,11 @@
  */
 import type { ConsumerInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { assign, emit, enqueueActions, sendTo, setup, stateIn, stopChild, type ActorRefFrom } from 'xstate';
+import { and, assign, emit, enqueueActions, sendTo, setup, stateIn, stopChild, type ActorRefFrom } from 'xstate';
 import type { SealReason } from '../src/archive/manifest.js';
 import type { BlockBuffer } from '../src/capture/block-buffer.js';
 import type { CaptureEvent, CaptureReport } from '../src/capture/events.js';
-import { BlockRouter, type RouterOptions } from '../src/capture/router.js';
+import { BlockRouter, type RouterOptions, type UndecodableAction } from '../src/capture/router.js';
 import { JetvaultError } from '../src/errors.js';
 import type { Store } from '../src/stores/store.js';
 import { checkStore, ticker, watchCaughtUp, watchConsumerInfo } from './actors/supervisor-actors.js';
@@ -51,6 +51,7 @@ export interface CaptureSupervisorContext extends Omit<CaptureSupervisorInput, '
   blocks: Record<string, { ref: BlockRef; buffer: BlockBuffer<unknown> }>;
   startedAt: number;
   messages: number;
+  deadLettered: number;
   blocksAcked: number;
   storedBytes: number;
   abandonedBlocks: number;
@@ -63,7 +64,7 @@ export type CaptureSupervisorEvent =
   | BlockParentEvent
   | { type: 'block.open'; blockId: string; buffer: BlockBuffer<unknown> }
   | { type: 'block.full'; blockId: string; reason: SealReason }
-  | { type: 'message.undecodable'; seq: number; subject: string; error: string }
+  | { type: 'message.undecodable'; seq: number; subject: string; error: string; deliveries: number; action: UndecodableAction }
   | { type: 'tick' }
   | { type: 'once.caught-up' }
   | { type: 'once.waiting'; unacked: number; ackWaitNs: number }
@@ -106,6 +107,7 @@ export const captureSupervisorMachine = setup({
     connected: ({ context }) => context.nc !== undefined,
     noBlocks: ({ context }) => Object.keys(context.blocks).length === 0,
     blockFailed: ({ event }) => event.type === 'block.finished' && event.outcome === 'failed',
+    stopOnUndecodable: ({ event }) => event.type === 'message.undecodable' && event.action === 'stop',
   },
   delays: {
     drainTimeout: ({ context }) => context.drainTimeoutMs,
@@ -137,7 +139,7 @@ export const captureSupervisorMachine = setup({
     }),
     announceBlockOpened: emit(({ event }) =>
       event.type === 'block.open'
-        ? ({ type: 'block.opened', blockId: event.blockId, splitKey: event.buffer.splitKey } as const)
+        ? ({ type: 'block.opened', blockId: event.blockId, splitKey: event.buffer.splitKey, ...(event.buffer.deadLetter ? { deadLetter: true } : {}) } as const)
         : ({ type: 'capture.error', error: 'unexpected event' } as const),
     ),
     sealFullBlock: enqueueActions(({ context, event, enqueue }) => {
@@ -166,9 +168,11 @@ export const captureSupervisorMachine = setup({
       context.router.release(block.buffer);
       enqueue(stopChild(block.ref));
       const { [event.blockId]: _, ...rest } = context.blocks;
+      const acked = event.outcome === 'acked' ? event.messages : 0;
       enqueue.assign({
         blocks: rest,
-        messages: context.messages + (event.outcome === 'acked' ? event.messages : 0),
+        messages: context.messages + (block.buffer.deadLetter ? 0 : acked),
+        deadLettered: context.deadLettered + (block.buffer.deadLetter ? acked : 0),
         blocksAcked: context.blocksAcked + (event.outcome === 'acked' ? 1 : 0),
         abandonedBlocks: context.abandonedBlocks + (event.outcome === 'acked' ? 0 : 1),
         error: context.error ?? (event.outcome === 'failed' ? blockFailure(event) : undefined),
@@ -177,7 +181,11 @@ export const captureSupervisorMachine = setup({
     recordBound: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'subscription.bound') return;
       const ackWaitMs = Math.max(1, Math.round((event.info.config.ack_wait ?? 30e9) / 1e6));
-      context.router.bound(event.streamInfo.config as unknown as Record<string, unknown>, event.info.config.max_ack_pending ?? -1, context.nc);
+      context.router.bound(
+        event.streamInfo.config as unknown as Record<string, unknown>,
+        { maxAckPending: event.info.config.max_ack_pending ?? -1, maxDeliver: event.info.config.max_deliver ?? -1 },
+        context.nc,
+      );
       enqueue.assign({
         consumerInfo: event.info,
         ackWaitMs,
@@ -196,7 +204,7 @@ export const captureSupervisorMachine = setup({
     stopAccepting: ({ context }) => context.router.stopAccepting(),
     announceUndecodable: emit(({ event }) =>
       event.type === 'message.undecodable'
-        ? ({ type: 'message.undecodable', seq: event.seq, subject: event.subject, error: event.error } as const)
+        ? ({ type: 'message.undecodable', seq: event.seq, subject: event.subject, error: event.error, deliveries: event.deliveries, action: event.action } as const)
         : ({ type: 'capture.error', error: 'unexpected event' } as const),
     ),
     closeConnection: enqueueActions(({ enqueue, self }) => {
@@ -211,8 +219,15 @@ export const captureSupervisorMachine = setup({
       ...input.router,
       onOpen: (blockId, buffer) => self.send({ type: 'block.open', blockId, buffer }),
       onFull: (blockId, reason) => self.send({ type: 'block.full', blockId, reason }),
-      onUndecodable: (envelope, error) =>
-        self.send({ type: 'message.undecodable', seq: envelope.seq, subject: envelope.subject, error: String(error) }),
+      onUndecodable: (envelope, error, action) =>
+        self.send({
+          type: 'message.undecodable',
+          seq: envelope.seq,
+          subject: envelope.subject,
+          error: error instanceof Error ? error.message : String(error),
+          deliveries: envelope.deliveryCount,
+          action,
+        }),
     }),
     nc: undefined,
     consumerInfo: undefined,
@@ -221,6 +236,7 @@ export const captureSupervisorMachine = setup({
     blocks: {},
     startedAt: input.now(),
     messages: 0,
+    deadLettered: 0,
     blocksAcked: 0,
     storedBytes: 0,
     abandonedBlocks: 0,
@@ -252,11 +268,11 @@ export const captureSupervisorMachine = setup({
       { guard: 'blockFailed', target: '.stopping', actions: 'finishBlock' },
       { actions: 'finishBlock' },
     ],
-    // Until dead-lettering exists, a message that cannot be decoded stops the capture loudly: what was
-    // captured so far is drained (stored and acked), the bad message stays in the stream, unacked.
+    // Undecodable messages are retried, then dead-lettered by the router. With dead-lettering off, the first
+    // one stops the capture loudly: what came before is drained (stored and acked), the bad one stays unacked.
     'message.undecodable': [
       {
-        guard: stateIn('capturing'),
+        guard: and(['stopOnUndecodable', stateIn('capturing')]),
         target: '.draining',
         actions: [
           'announceUndecodable',
@@ -413,6 +429,7 @@ export const captureSupervisorMachine = setup({
       stream: context.stream,
       consumer: context.consumer,
       messages: context.messages,
+      deadLettered: context.deadLettered,
       blocks: context.blocksAcked,
       storedBytes: context.storedBytes,
       abandonedBlocks: context.abandonedBlocks,

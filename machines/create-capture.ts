@@ -60,6 +60,11 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
         decoder: options.decoder as CaptureOptions<unknown>['decoder'],
         maxMessages: options.maxMessages ?? CAPTURE_DEFAULTS.maxMessages,
         maxBytes: options.maxBytes ?? CAPTURE_DEFAULTS.maxBytes,
+        poison: {
+          deadLetter: options.deadLetter ?? CAPTURE_DEFAULTS.deadLetter,
+          attempts: options.poisonAttempts ?? CAPTURE_DEFAULTS.poisonAttempts,
+          retryDelayMs: options.poisonRetryDelayMs ?? CAPTURE_DEFAULTS.poisonRetryDelayMs,
+        },
         now,
       },
       maxAgeMs,

@@ -3,7 +3,7 @@
  * Only manifests count: a block is written before its manifest (src/capture/store-block.ts), so a block
  * without one is an incomplete write and is ignored.
  */
-import { blockKeyOfManifest, isManifestKey } from '../src/archive/keys.js';
+import { blockKeyOfManifest, isDeadLetterKey, isManifestKey } from '../src/archive/keys.js';
 import { parseManifest, type BlockManifest } from '../src/archive/manifest.js';
 import { JetvaultError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
@@ -52,6 +52,8 @@ export async function readArchiveIndex(store: Store, options: ReadArchiveOptions
   const otherKeys = new Set<string>();
   for await (const object of store.list('')) {
     options.signal?.throwIfAborted();
+    // Dead letters (undecodable messages) are kept for people, not for restore or verify.
+    if (isDeadLetterKey(object.key)) continue;
     if (isManifestKey(object.key)) manifestKeys.push(object.key);
     else otherKeys.add(object.key);
   }

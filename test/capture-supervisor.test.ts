@@ -288,6 +288,7 @@ function start(options: StartOptions = {}) {
       decoder: undefined,
       maxMessages: options.maxMessages ?? 1_000,
       maxBytes: options.maxBytes ?? 64 * 1024 * 1024,
+      poison: { deadLetter: true, attempts: 3, retryDelayMs: 1_000 },
       now,
     },
     maxAgeMs: options.maxAgeMs ?? 600_000,
@@ -552,7 +553,7 @@ describe('capture supervisor', () => {
     const storedBytes = [...h.store.blocks().values()].reduce((n, b) => n + b.length, 0);
     expect(storedBytes).toBeGreaterThan(0);
     expect(h.actor.getSnapshot().output).toEqual({
-      report: { stream: STREAM, consumer: CONSUMER, messages: 3, blocks: 2, storedBytes, abandonedBlocks: 0, durationMs: 2_500 },
+      report: { stream: STREAM, consumer: CONSUMER, messages: 3, deadLettered: 0, blocks: 2, storedBytes, abandonedBlocks: 0, durationMs: 2_500 },
       error: undefined,
     });
     expect(h.of('block.acked').map((e) => [e.blockId, e.messages])).toEqual([['b1', 2], ['b2', 1]]);
@@ -563,7 +564,7 @@ describe('capture supervisor', () => {
     h.actor.send({ type: 'drain' });
     await settle();
     expect(h.actor.getSnapshot().output).toEqual({
-      report: { stream: STREAM, consumer: CONSUMER, messages: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 0 },
+      report: { stream: STREAM, consumer: CONSUMER, messages: 0, deadLettered: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 0 },
       error: undefined,
     });
     expect(h.calls.closes).toHaveLength(1);
@@ -611,7 +612,7 @@ describe('capture supervisor', () => {
     expect(h.of('block.abandoned')).toEqual([{ type: 'block.abandoned', blockId: 'b1', key: stuck.key, messages: 2 }]);
     const usBytes = h.store.objects.get(blockKeyOf('orders.us', 2, 2))!.length;
     expect(h.actor.getSnapshot().output).toEqual({
-      report: { stream: STREAM, consumer: CONSUMER, messages: 1, blocks: 1, storedBytes: usBytes, abandonedBlocks: 1, durationMs: 10_000 },
+      report: { stream: STREAM, consumer: CONSUMER, messages: 1, deadLettered: 0, blocks: 1, storedBytes: usBytes, abandonedBlocks: 1, durationMs: 10_000 },
       error: undefined,
     });
     // The store answering after shutdown changes nothing.
@@ -634,7 +635,7 @@ describe('capture supervisor', () => {
     expect(h.of('block.failed')).toEqual([{ type: 'block.failed', blockId: 'b2', key: blockKeyOf('orders.eu', 2, 3), error: 'access denied' }]);
     expect(h.of('block.abandoned')).toEqual([{ type: 'block.abandoned', blockId: 'b1', messages: 1 }]);
     const output = h.actor.getSnapshot().output!;
-    expect(output.report).toEqual({ stream: STREAM, consumer: CONSUMER, messages: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 2, durationMs: 0 });
+    expect(output.report).toEqual({ stream: STREAM, consumer: CONSUMER, messages: 0, deadLettered: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 2, durationMs: 0 });
     expect(output.error).toBeInstanceOf(JetvaultError);
     expect(output.error).toMatchObject({ code: 'JV_STORE_FAILED', message: 'block b2 could not be stored: access denied' });
     expect(h.calls.closes).toHaveLength(1);
@@ -680,7 +681,7 @@ describe('capture supervisor', () => {
     expect(h.calls.connects).toHaveLength(3);
     expect(h.state()).toBe('stopped');
     expect(h.actor.getSnapshot().output).toEqual({
-      report: { stream: STREAM, consumer: CONSUMER, messages: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 750 },
+      report: { stream: STREAM, consumer: CONSUMER, messages: 0, deadLettered: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 750 },
       error: refused,
     });
     expect(h.of('connection.status')).toEqual([

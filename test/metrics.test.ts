@@ -48,6 +48,7 @@ describe('captureMetrics', () => {
       `jetvault_messages_acked_total{${L}} 0`,
       `jetvault_messages_abandoned_total{${L}} 0`,
       `jetvault_messages_undecodable_total{${L}} 0`,
+      `jetvault_messages_dead_lettered_total{${L}} 0`,
       `jetvault_blocks_acked_total{${L}} 0`,
       `jetvault_bytes_encoded_total{${L}} 0`,
       `jetvault_bytes_stored_total{${L}} 0`,

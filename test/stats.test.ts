@@ -25,6 +25,7 @@ const zero: CaptureStats = {
   messagesAcked: 0,
   messagesAbandoned: 0,
   messagesUndecodable: 0,
+  messagesDeadLettered: 0,
   blocks: { open: 0, sealing: 0, storing: 0, retrying: 0, acking: 0 },
   blocksStored: 0,
   blocksAcked: 0,
@@ -114,7 +115,7 @@ describe('CaptureStatsCollector', () => {
     expect(stats.snapshot()).toMatchObject({ connectionStatus: 'reconnecting', reconnects: 1 });
     at(2_800, { type: 'connection.status', status: 'connected' });
     at(3_000, sealed('b3', 34, 4_000), { type: 'block.failed', blockId: 'b3', key: 'k/b3', error: 'access denied' });
-    at(3_001, { type: 'message.undecodable', seq: 99, subject: 'orders.eu', error: 'bad json' });
+    at(3_001, { type: 'message.undecodable', seq: 99, subject: 'orders.eu', error: 'bad json', deliveries: 3, action: 'dead-letter' });
     at(3_002, { type: 'block.opened', blockId: 'b4', splitKey: 'eu' }, { type: 'block.abandoned', blockId: 'b4', messages: 7 });
     at(3_250);
     expect(stats.snapshot()).toEqual({
@@ -130,6 +131,7 @@ describe('CaptureStatsCollector', () => {
       messagesAcked: 700,
       messagesAbandoned: 7,
       messagesUndecodable: 1,
+      messagesDeadLettered: 1,
       blocks: { open: 0, sealing: 0, storing: 0, retrying: 0, acking: 0 },
       blocksStored: 2,
       blocksAcked: 2,
@@ -165,7 +167,7 @@ describe('CaptureStatsCollector', () => {
     at(1_000, { type: 'connection.status', status: 'connected' }, bound, { type: 'block.opened', blockId: 'x', splitKey: '' });
     at(1_200, {
       type: 'capture.done',
-      report: { stream: 'ORDERS', consumer: 'jv', messages: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 200 },
+      report: { stream: 'ORDERS', consumer: 'jv', messages: 0, deadLettered: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 200 },
     });
     expect(stats.snapshot()).toMatchObject({ ended: true, consumerBound: false, connectionStatus: 'closed', blocks: { open: 0, sealing: 0, storing: 0, retrying: 0, acking: 0 } });
   });

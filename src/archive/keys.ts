@@ -74,9 +74,18 @@ export function joinKey(...parts: string[]): string {
   return parts.filter((p) => p !== '').join('/');
 }
 
+/** Where undecodable messages go, in the same store as the archive; restore and verify never read it. */
+export const DEAD_LETTER_PREFIX = '_dead-letter';
+
+export function isDeadLetterKey(key: string): boolean {
+  return key.startsWith(`${DEAD_LETTER_PREFIX}/`);
+}
+
 export interface BlockKeyParts {
   stream: string;
   splitKey: string;
+  /** A dead-letter block: `_dead-letter/STREAM/yyyy/mm/dd/hh/STREAM-first-last.ext` (no split segment). */
+  deadLetter?: boolean;
   firstSeq: number;
   lastSeq: number;
   /** Time of the block's first message, ns since the epoch: picks the yyyy/mm/dd/hh folder (UTC). */
@@ -94,8 +103,9 @@ export function blockKey(parts: BlockKeyParts): string {
   const t = new Date(Number(parts.firstTimeNs / 1_000_000n));
   const pad = (n: number) => String(n).padStart(2, '0');
   const key = joinKey(
+    parts.deadLetter ? DEAD_LETTER_PREFIX : '',
     stream,
-    keySegment(parts.splitKey),
+    parts.deadLetter ? '' : keySegment(parts.splitKey),
     String(t.getUTCFullYear()),
     pad(t.getUTCMonth() + 1),
     pad(t.getUTCDate()),

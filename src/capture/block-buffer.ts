@@ -33,6 +33,8 @@ export interface BlockBufferParams<T> {
   format: BlockFormat<T>;
   compression: Compression;
   streamConfig: Record<string, unknown>;
+  /** A dead-letter block (undecodable messages, under `_dead-letter/`). */
+  deadLetter?: boolean;
   /** Clock in ms; injected so tests run on simulated time. */
   now: () => number;
 }
@@ -47,6 +49,7 @@ export interface SealedBlock {
 export class BlockBuffer<T = Envelope> {
   readonly stream: string;
   readonly splitKey: string;
+  readonly deadLetter: boolean;
   readonly openedAt: number;
   count = 0;
   /** Encoded (uncompressed) bytes so far. */
@@ -66,6 +69,7 @@ export class BlockBuffer<T = Envelope> {
     this.params = params;
     this.stream = params.stream;
     this.splitKey = params.splitKey;
+    this.deadLetter = params.deadLetter ?? false;
     this.encoder = params.format.createEncoder();
     this.openedAt = params.now();
     this.lastAppendAt = this.openedAt;
@@ -101,6 +105,7 @@ export class BlockBuffer<T = Envelope> {
     const key = blockKey({
       stream: this.stream,
       splitKey: this.splitKey,
+      deadLetter: this.deadLetter,
       firstSeq: this.firstSeq,
       lastSeq: this.lastSeq,
       firstTimeNs: this.firstTimeNs,

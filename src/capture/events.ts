@@ -15,7 +15,8 @@ export type CaptureEvent =
       /** Messages waiting for this consumer at bind time (delivered-but-unacked ones included). */
       pending: number;
     }
-  | { type: 'block.opened'; blockId: string; splitKey: string }
+  /** `deadLetter`: the block collects undecodable messages under `_dead-letter/`. */
+  | { type: 'block.opened'; blockId: string; splitKey: string; deadLetter?: true }
   | { type: 'block.sealing'; blockId: string; messages: number; reason: SealReason }
   | { type: 'block.sealed'; blockId: string; key: string; messages: number; bytes: number; reason: SealReason }
   | { type: 'block.stored'; blockId: string; key: string; messages: number; storedBytes: number; attempts: number; durationMs: number }
@@ -23,7 +24,11 @@ export type CaptureEvent =
   | { type: 'block.acked'; blockId: string; key: string; messages: number }
   | { type: 'block.failed'; blockId: string; key: string; error: string }
   | { type: 'block.abandoned'; blockId: string; key?: string; messages: number }
-  | { type: 'message.undecodable'; seq: number; subject: string; error: string }
+  /**
+   * The decoder or format rejected a message. `action`: `retry` (nak'ed, it comes back), `dead-letter` (it goes
+   * into the dead-letter block and is acked once that is stored), `stop` (dead-lettering is off: capture stops).
+   */
+  | { type: 'message.undecodable'; seq: number; subject: string; error: string; deliveries: number; action: 'retry' | 'dead-letter' | 'stop' }
   /** The consumer's lag (not yet delivered) and unacknowledged count, read every few seconds. */
   | { type: 'consumer.info'; pending: number; ackPending: number }
   | { type: 'capture.caught-up'; messages: number }
@@ -35,8 +40,10 @@ export type CaptureEvent =
 export interface CaptureReport {
   stream: string;
   consumer: string;
-  /** Messages stored and acked. */
+  /** Messages stored and acked (dead letters not included). */
   messages: number;
+  /** Undecodable messages stored in the dead-letter prefix and acked. */
+  deadLettered: number;
   blocks: number;
   storedBytes: number;
   /** Blocks left unacked at shutdown (their messages will be redelivered). */
@@ -79,6 +86,8 @@ export interface CaptureStats {
   messagesAbandoned: number;
   /** `message.undecodable` events. */
   messagesUndecodable: number;
+  /** Undecodable messages put into the dead-letter block (acked once it is stored). */
+  messagesDeadLettered: number;
   /** Live blocks by phase. `retrying` counts blocks whose store failed at least once and has not succeeded yet. */
   blocks: Record<BlockPhase, number>;
   blocksStored: number;

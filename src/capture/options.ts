@@ -19,7 +19,7 @@ export type SplitBy = 'none' | 'subject' | `header:${string}` | `field:${string}
 
 /**
  * A user decoder: turns a captured message into the value the format writes, and optionally picks
- * its split key. Throwing marks the message undecodable (it is left unacked and logged).
+ * its split key. Throwing marks the message undecodable: it is retried, then dead-lettered (see `deadLetter`).
  */
 export type MessageDecoder<T> = (envelope: Envelope) => { value: T; splitKey?: string };
 
@@ -69,6 +69,16 @@ export interface CaptureOptions<T = Envelope> {
   consumerInfoIntervalMs?: number;
   /** Give up a block after this many failed store attempts. Default unlimited. */
   maxStoreAttempts?: number;
+  /**
+   * What happens to a message the decoder or format rejects: `true` (default) stores it, with the error, under
+   * `_dead-letter/` in the same store after `poisonAttempts` deliveries and acks it, and capture goes on;
+   * `false` stops the capture (JV_DECODE_FAILED) after storing what came before it.
+   */
+  deadLetter?: boolean;
+  /** Deliveries of an undecodable message before it is dead-lettered (at most the consumer's max_deliver). Default 3. */
+  poisonAttempts?: number;
+  /** Delay before an undecodable message is delivered again. Default 1 s. */
+  poisonRetryDelayMs?: number;
   logger?: Logger;
   /**
    * Receives XState's inspection events of every actor of this capture (state changes, events, spawned
@@ -93,6 +103,9 @@ export const CAPTURE_DEFAULTS = {
   retryBaseMs: 500,
   retryMaxMs: 30_000,
   maxStoreAttempts: Number.POSITIVE_INFINITY,
+  deadLetter: true,
+  poisonAttempts: 3,
+  poisonRetryDelayMs: 1_000,
 } as const;
 
 export function defaultConsumerName(stream: string): string {
@@ -121,6 +134,8 @@ export function validateCaptureOptions<T>(options: CaptureOptions<T>): void {
   positiveInt('maxBytes', options.maxBytes);
   positiveInt('maxAckPending', options.maxAckPending);
   positiveInt('maxStoreAttempts', options.maxStoreAttempts === Number.POSITIVE_INFINITY ? undefined : options.maxStoreAttempts);
+  positiveInt('poisonAttempts', options.poisonAttempts);
+  positiveMs('poisonRetryDelayMs', options.poisonRetryDelayMs);
   positiveMs('maxAgeMs', options.maxAgeMs);
   positiveMs('idleMs', options.idleMs);
   positiveMs('ackWaitMs', options.ackWaitMs);

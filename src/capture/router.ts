@@ -9,6 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Envelope } from '../archive/envelope.js';
 import type { SealReason } from '../archive/manifest.js';
 import type { Compression } from '../compression/compression.js';
+import { deadLetterFormat, type DeadLetter } from '../formats/dead-letter.js';
 import type { BlockFormat } from '../formats/format.js';
 import { BlockBuffer, type AckHandle } from './block-buffer.js';
 import { ReplyAck } from './reply-ack.js';
@@ -24,10 +25,30 @@ export interface RouterOptions<T> {
   decoder: MessageDecoder<T> | undefined;
   maxMessages: number;
   maxBytes: number;
+  poison: PoisonPolicy;
   now: () => number;
-  onOpen: (blockId: string, buffer: BlockBuffer<T>) => void;
+  onOpen: (blockId: string, buffer: BlockBuffer<unknown>) => void;
   onFull: (blockId: string, reason: SealReason) => void;
-  onUndecodable: (envelope: Envelope, error: unknown) => void;
+  onUndecodable: (envelope: Envelope, error: unknown, action: UndecodableAction) => void;
+}
+
+/** What happens to a message the decoder or format rejects. */
+export interface PoisonPolicy {
+  /** Dead-letter it (true), or stop the capture loudly (false). */
+  deadLetter: boolean;
+  /** Deliveries before it is dead-lettered; lowered to the consumer's max_deliver so the server cannot drop it first. */
+  attempts: number;
+  /** Delay of the nak that asks for the next attempt. */
+  retryDelayMs: number;
+}
+
+/** `retry`: nak'ed for another attempt; `dead-letter`: into the dead-letter block; `stop`: the capture stops. */
+export type UndecodableAction = 'retry' | 'dead-letter' | 'stop';
+
+/** Consumer settings the router works within, read at bind time. */
+export interface ConsumerLimits {
+  maxAckPending: number;
+  maxDeliver: number;
 }
 
 interface OpenBlock<T> {
@@ -48,14 +69,20 @@ export class BlockRouter<T = Envelope> {
   /** How often (in messages) the ack-pending guard looks: often enough for small limits, cheap for large. */
   private reliefEvery = 64;
   private readonly open = new Map<string, OpenBlock<T>>();
+  /** The open dead-letter block, apart from the split keys (no split key can collide with it). */
+  private deadLetters: OpenBlock<DeadLetter> | undefined;
+  private poisonAttempts: number;
   private readonly options: RouterOptions<T>;
 
   constructor(options: RouterOptions<T>) {
     this.options = options;
+    this.poisonAttempts = options.poison.attempts;
   }
 
-  /** Called once the consumer is bound: the config goes into every manifest; the limit guards acks. */
-  bound(streamConfig: Record<string, unknown>, maxAckPending: number, nc?: NatsConnection): void {
+  /** Called once the consumer is bound: the config goes into every manifest; the limits guard acks and retries. */
+  bound(streamConfig: Record<string, unknown>, limits: ConsumerLimits, nc?: NatsConnection): void {
+    const { maxAckPending, maxDeliver } = limits;
+    this.poisonAttempts = maxDeliver > 0 ? Math.min(this.options.poison.attempts, maxDeliver) : this.options.poison.attempts;
     // Blocks keep only the ack subject of each message; without a connection (tests) the message itself.
     this.ackHandleOf = nc ? (message) => new ReplyAck(nc, (message as JsMsg & { reply: string }).reply) : (message) => message;
     this.streamConfig = streamConfig;
@@ -106,15 +133,57 @@ export class BlockRouter<T = Envelope> {
     else if (this.held >= this.maxAckPending / 2 && this.received % this.reliefEvery === 0) this.relieveAckPending();
   }
 
+  /**
+   * A message the decoder or format rejected: retried a few times (a decoder may depend on something that
+   * comes back), then stored in the dead-letter block and acked with it. Never retried forever.
+   */
   private undecodable(message: JsMsg, envelope: Envelope, error: unknown): void {
-    // Handed back for a later redelivery; the supervisor decides what happens to the capture.
-    message.nak(5_000);
-    this.options.onUndecodable(envelope, error);
+    const { poison } = this.options;
+    if (!poison.deadLetter) {
+      // Handed back for a later redelivery; the supervisor stops the capture.
+      message.nak(poison.retryDelayMs);
+      this.options.onUndecodable(envelope, error, 'stop');
+      return;
+    }
+    if (envelope.deliveryCount < this.poisonAttempts) {
+      message.nak(poison.retryDelayMs);
+      this.options.onUndecodable(envelope, error, 'retry');
+      return;
+    }
+    let block = this.deadLetters;
+    if (!block || block.buffer.closed) block = this.openDeadLetterBlock();
+    const letter: DeadLetter = { envelope, error: errorText(error), deliveries: envelope.deliveryCount, at: this.options.now() };
+    block.buffer.append(letter, envelope, this.ackHandleOf(message));
+    this.held++;
+    this.options.onUndecodable(envelope, error, 'dead-letter');
+    if (block.buffer.count >= this.options.maxMessages || block.buffer.bytes >= this.options.maxBytes) {
+      this.deadLetters = undefined;
+      this.options.onFull(block.id, block.buffer.count >= this.options.maxMessages ? 'max-messages' : 'max-bytes');
+    }
+  }
+
+  private openDeadLetterBlock(): OpenBlock<DeadLetter> {
+    const { stream, consumer, compression, now } = this.options;
+    const buffer = new BlockBuffer<DeadLetter>({
+      stream,
+      splitKey: '',
+      consumer,
+      format: deadLetterFormat,
+      compression,
+      streamConfig: {},
+      deadLetter: true,
+      now,
+    });
+    const block = { id: `dl${this.nextId++}`, buffer };
+    this.deadLetters = block;
+    this.options.onOpen(block.id, buffer as BlockBuffer<unknown>);
+    return block;
   }
 
   /** A block finished (acked, failed or abandoned): its messages no longer count as held. */
-  release(buffer: BlockBuffer<T>): void {
+  release(buffer: BlockBuffer<unknown>): void {
     this.held -= buffer.count;
+    if (this.deadLetters?.buffer === buffer) this.deadLetters = undefined;
     const block = this.open.get(buffer.splitKey);
     if (block && block.buffer === buffer) this.open.delete(buffer.splitKey);
   }
@@ -124,7 +193,7 @@ export class BlockRouter<T = Envelope> {
     const buffer = new BlockBuffer<T>({ stream, splitKey, consumer, format, compression, streamConfig: this.streamConfig, now });
     const block = { id: `b${this.nextId++}`, buffer };
     this.open.set(splitKey, block);
-    this.options.onOpen(block.id, buffer);
+    this.options.onOpen(block.id, buffer as BlockBuffer<unknown>);
     return block;
   }
 
@@ -147,4 +216,8 @@ export class BlockRouter<T = Envelope> {
     }
     if (largest && openHeld >= this.maxAckPending / 2) this.full(largest, 'ack-pending');
   }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -37,7 +37,8 @@ class NdjsonEncoder implements BlockEncoder<Envelope> {
   }
 }
 
-function envelopeLine(envelope: Envelope): string {
+/** One NDJSON line (with its newline) for an envelope; shared with the dead-letter format. */
+export function envelopeLine(envelope: Envelope): string {
   // Checked so that a bad value fails the write instead of producing a line no reader accepts (NaN is not JSON).
   checkCount(envelope.seq, 'seq');
   checkCount(envelope.deliveryCount, 'deliveryCount');

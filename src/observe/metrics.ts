@@ -50,6 +50,7 @@ type CountedStat =
   | 'messagesAcked'
   | 'messagesAbandoned'
   | 'messagesUndecodable'
+  | 'messagesDeadLettered'
   | 'blocksAcked'
   | 'bytesEncoded'
   | 'bytesStored'
@@ -63,7 +64,8 @@ const COUNTERS: ReadonlyArray<[string, CountedStat, string]> = [
   ['messages_stored_total', 'messagesStored', 'Messages in blocks the store confirmed.'],
   ['messages_acked_total', 'messagesAcked', 'Messages acknowledged to NATS after their block was stored.'],
   ['messages_abandoned_total', 'messagesAbandoned', 'Messages of abandoned blocks, left unacked for redelivery.'],
-  ['messages_undecodable_total', 'messagesUndecodable', 'Messages that could not be decoded (left unacked).'],
+  ['messages_undecodable_total', 'messagesUndecodable', 'Deliveries the decoder or format rejected (retried, then dead-lettered).'],
+  ['messages_dead_lettered_total', 'messagesDeadLettered', 'Undecodable messages written to the _dead-letter/ prefix.'],
   ['blocks_acked_total', 'blocksAcked', 'Blocks stored and acknowledged.'],
   ['bytes_encoded_total', 'bytesEncoded', 'Encoded bytes of sealed blocks, before compression.'],
   ['bytes_stored_total', 'bytesStored', 'Bytes written to the store, after compression.'],

@@ -27,6 +27,7 @@ export class CaptureStatsCollector {
   private messagesAcked = 0;
   private messagesAbandoned = 0;
   private messagesUndecodable = 0;
+  private messagesDeadLettered = 0;
   private blocksStored = 0;
   private blocksAcked = 0;
   private blocksAbandoned = 0;
@@ -105,6 +106,7 @@ export class CaptureStatsCollector {
         break;
       case 'message.undecodable':
         this.messagesUndecodable++;
+        if (event.action === 'dead-letter') this.messagesDeadLettered++;
         break;
       case 'capture.done':
       case 'capture.error':
@@ -142,6 +144,7 @@ export class CaptureStatsCollector {
       messagesAcked: this.messagesAcked,
       messagesAbandoned: this.messagesAbandoned,
       messagesUndecodable: this.messagesUndecodable,
+      messagesDeadLettered: this.messagesDeadLettered,
       blocks,
       blocksStored: this.blocksStored,
       blocksAcked: this.blocksAcked,
