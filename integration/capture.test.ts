@@ -175,6 +175,42 @@ describe('capture', () => {
     expect(info.num_ack_pending + info.num_pending).toBe(1);
   });
 
+  it("stops with JV_CONSUMER_DELETED when a consumer it did not create is deleted (unless --recreate-consumer)", async () => {
+    const { stream, subjects } = await newStream('USERCONS', 1);
+    await env.jsm.consumers.add(stream, { durable_name: 'theirs', ack_policy: AckPolicy.Explicit });
+    const capture = createCapture({ servers: env.server.url, stream, consumer: 'theirs', store: env.tempDir(), idleMs: 200 });
+    const acked = new Promise<void>((resolve) => capture.on('block.acked', () => resolve()));
+    await publishAll(env.nc, stream, mixedMessages(10, subjects));
+    await acked;
+    await env.jsm.consumers.delete(stream, 'theirs');
+    await expect(capture.done).rejects.toMatchObject({ code: 'JV_CONSUMER_DELETED', message: expect.stringContaining('--recreate-consumer') });
+    await expect(env.jsm.consumers.info(stream, 'theirs')).rejects.toThrow(/consumer not found/);
+  });
+
+  it('with recreateConsumer, re-creates a deleted consumer with its settings, after what it captured', async () => {
+    const { stream, subjects } = await newStream('RECREATE', 1);
+    await env.jsm.consumers.add(stream, { durable_name: 'theirs', ack_policy: AckPolicy.Explicit, max_ack_pending: 777 });
+    const dir = env.tempDir();
+    const capture = createCapture({ servers: env.server.url, stream, consumer: 'theirs', store: dir, idleMs: 200, recreateConsumer: true });
+    let acked = 0;
+    const ackedUpTo = (n: number) => new Promise<void>((resolve) => capture.on('block.acked', (e) => (acked += e.messages) >= n && resolve()));
+    const first = ackedUpTo(10);
+    await publishAll(env.nc, stream, mixedMessages(10, subjects));
+    await first;
+    const bound = new Promise<void>((resolve) => capture.on('consumer.bound', () => resolve()));
+    await env.jsm.consumers.delete(stream, 'theirs');
+    await bound;
+    const recreated = await env.jsm.consumers.info(stream, 'theirs');
+    expect(recreated.config).toMatchObject({ max_ack_pending: 777, deliver_policy: 'by_start_sequence', opt_start_seq: 11 });
+    const second = ackedUpTo(20);
+    await publishAll(env.nc, stream, mixedMessages(10, subjects, 7));
+    await second;
+    const report = await capture.drain();
+    expect(report.messages).toBe(20);
+    const check = await verify({ from: dir, connection: env.nc, stream });
+    expect(check).toMatchObject({ ok: true, archivedMessages: 20, matched: 20 });
+  });
+
   it('dead-letters a poison message after its attempts (bounded by max_deliver), acks it and goes on', async () => {
     const { stream, subjects } = await newStream('DEADLETTER', 1);
     // max_deliver 2 on a consumer the user made: jetvault must dead-letter at the 2nd delivery, not wait for a 3rd.

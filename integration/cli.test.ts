@@ -61,7 +61,7 @@ describe.skipIf(!built)('jetvault CLI', () => {
 
     it('lists every capture option of the contract', async () => {
       const run = await jetvault(['capture', '--help']);
-      for (const flag of ['--server', '--stream', '--consumer', '--store', '--format', '--compression', '--max-age', '--max-messages', '--max-bytes', '--idle', '--split-by', '--once', '--ack-wait', '--max-ack-pending', '--drain-timeout', '--log-level']) {
+      for (const flag of ['--server', '--stream', '--consumer', '--store', '--format', '--compression', '--max-age', '--max-messages', '--max-bytes', '--max-buffer', '--idle', '--split-by', '--once', '--ack-wait', '--max-ack-pending', '--recreate-consumer', '--drain-timeout', '--log-level']) {
         expect(run.stdout).toContain(flag);
       }
     });
@@ -92,6 +92,8 @@ describe.skipIf(!built)('jetvault CLI', () => {
     it('--max-messages 0 and other bad values', async () => {
       expectCleanError(await jetvault(capture('--max-messages', '0')), 2, /--max-messages must be a positive integer, got "0"/);
       expectCleanError(await jetvault(capture('--max-bytes', '64M')), 2, /--max-bytes/);
+      expectCleanError(await jetvault(capture('--max-buffer', '0')), 2, /--max-buffer/);
+      expectCleanError(await jetvault(capture('--max-buffer', 'lots')), 2, /--max-buffer/);
       expectCleanError(await jetvault(capture('--idle', '30')), 2, /--idle needs a unit/);
       expectCleanError(await jetvault(capture('--split-by', 'colour')), 2, /split-by "colour" is not valid/);
       expectCleanError(await jetvault(capture('--log-level', 'loud')), 2, /--log-level.*'loud'/);

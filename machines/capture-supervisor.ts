@@ -28,6 +28,8 @@ export interface CaptureSupervisorInput {
   stream: string;
   consumer: string;
   create: { ackWaitMs: number; maxAckPending: number };
+  /** Re-create the consumer when it is deleted even though jetvault did not create it. */
+  recreateConsumer: boolean;
   store: Store;
   router: Omit<RouterOptions<unknown>, 'onOpen' | 'onFull' | 'onUndecodable'>;
   maxAgeMs: number;
@@ -337,6 +339,8 @@ export const captureSupervisorMachine = setup({
           stream: context.stream,
           consumer: context.consumer,
           create: context.create,
+          recreate: context.recreateConsumer,
+          resumeSeq: () => context.router.resumeSeq(),
           onMessage: (message) => context.router.route(message),
         }),
       },

@@ -50,6 +50,7 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
         ackWaitMs: options.ackWaitMs ?? maxAgeMs + 60_000,
         maxAckPending: options.maxAckPending ?? CAPTURE_DEFAULTS.maxAckPending,
       },
+      recreateConsumer: options.recreateConsumer ?? false,
       store,
       router: {
         stream,
@@ -60,6 +61,7 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
         decoder: options.decoder as CaptureOptions<unknown>['decoder'],
         maxMessages: options.maxMessages ?? CAPTURE_DEFAULTS.maxMessages,
         maxBytes: options.maxBytes ?? CAPTURE_DEFAULTS.maxBytes,
+        maxBuffer: options.maxBufferBytes ?? CAPTURE_DEFAULTS.maxBufferBytes,
         poison: {
           deadLetter: options.deadLetter ?? CAPTURE_DEFAULTS.deadLetter,
           attempts: options.poisonAttempts ?? CAPTURE_DEFAULTS.poisonAttempts,

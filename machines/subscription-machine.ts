@@ -8,13 +8,17 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { assign, sendParent, setup } from 'xstate';
 import { exponentialJitter } from '../src/capture/backoff.js';
 import { JetvaultError } from '../src/errors.js';
-import { bindConsumer, consumeMessages, type ConsumeEvent } from './actors/subscription-actors.js';
+import { bindConsumer, consumeMessages, JETVAULT_CONSUMER_DESCRIPTION, type ConsumeEvent } from './actors/subscription-actors.js';
 
 export interface SubscriptionInput {
   nc: NatsConnection;
   stream: string;
   consumer: string;
   create: { ackWaitMs: number; maxAckPending: number };
+  /** Re-create a deleted consumer jetvault did not create (one it created is always re-created). */
+  recreate: boolean;
+  /** The sequence a re-created consumer starts at: nothing captured already is delivered again. */
+  resumeSeq: () => number;
   onMessage: (message: JsMsg) => void;
   batch?: number;
 }
@@ -65,7 +69,21 @@ export const subscriptionMachine = setup({
       entry: assign({ attempts: ({ context }) => context.attempts + 1 }),
       invoke: {
         src: 'bindConsumer',
-        input: ({ context }) => ({ nc: context.nc, stream: context.stream, consumer: context.consumer, create: context.create }),
+        input: ({ context }) => ({
+          nc: context.nc,
+          stream: context.stream,
+          consumer: context.consumer,
+          create: context.create,
+          ...(context.info
+            ? {
+                rebind: {
+                  previous: context.info.config,
+                  startSeq: context.resumeSeq(),
+                  allowed: context.recreate || context.info.config.description === JETVAULT_CONSUMER_DESCRIPTION,
+                },
+              }
+            : {}),
+        }),
         onDone: {
           target: 'active',
           actions: [

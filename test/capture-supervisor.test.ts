@@ -141,6 +141,7 @@ class FakeMsg {
 interface StartOptions {
   maxMessages?: number;
   maxBytes?: number;
+  maxBuffer?: number;
   idleMs?: number;
   maxAgeMs?: number;
   drainTimeoutMs?: number;
@@ -277,6 +278,7 @@ function start(options: StartOptions = {}) {
     consumer: CONSUMER,
     // What a created consumer would get; the bound consumer's own settings (above) must win.
     create: { ackWaitMs: 3_600_000, maxAckPending: 99_999 },
+    recreateConsumer: false,
     consumerInfoIntervalMs: 5_000,
     store,
     router: {
@@ -288,6 +290,7 @@ function start(options: StartOptions = {}) {
       decoder: undefined,
       maxMessages: options.maxMessages ?? 1_000,
       maxBytes: options.maxBytes ?? 64 * 1024 * 1024,
+      maxBuffer: options.maxBuffer ?? 256 * 1024 * 1024,
       poison: { deadLetter: true, attempts: 3, retryDelayMs: 1_000 },
       now,
     },
@@ -509,6 +512,33 @@ describe('capture supervisor', () => {
     for (let i = 1; i <= 64; i++) roomy.deliver(subjectOf(i));
     await settle();
     expect(roomy.of('block.sealed')).toEqual([]);
+  });
+
+  it('seals the largest open block when all blocks together reach the buffer limit, and no smaller ones while that one stores', async () => {
+    // raw: 100 B of data + subject + framing per message, about 150 B; limit 30 KB: reached near 200 messages.
+    const h = await started({ maxBuffer: 30_000 });
+    h.store.hold = () => true;
+    const data = new Uint8Array(100);
+    const subjectOf = (i: number) => (i % 4 === 0 ? 'orders.us' : 'orders.eu');
+    let i = 0;
+    while (h.of('block.sealed').length === 0 && i < 1_000) {
+      h.deliver(subjectOf(++i), { data });
+      await settle();
+    }
+    const [first] = h.of('block.sealed');
+    expect(first).toMatchObject({ blockId: 'b1', reason: 'max-buffer' });
+    expect(i).toBeGreaterThan(150);
+    expect(i).toBeLessThan(260);
+    // The eu block now stores (held), keeping ~3/4 of the limit: the us block alone stays open until it holds half.
+    const sealedAt = i;
+    while (h.of('block.sealed').length === 1 && i < sealedAt + 2_000) {
+      h.deliver(subjectOf(++i), { data });
+      await settle();
+    }
+    // Then eu (b3) and us (b2) hold about the same: either one may go.
+    expect(h.of('block.sealed').map((e) => [e.blockId, e.reason])).toEqual([['b1', 'max-buffer'], [expect.stringMatching(/^b[23]$/), 'max-buffer']]);
+    expect(i - sealedAt).toBeGreaterThan(50);
+    expect(acked(h)).toEqual([]);
   });
 
   // BUG (src/capture/router.ts, route(): `this.received % 64 === 0`): the guard is only evaluated on every

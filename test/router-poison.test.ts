@@ -43,6 +43,7 @@ function router(poison: PoisonPolicy, maxDeliver = -1) {
     },
     maxMessages: 1_000,
     maxBytes: 1 << 20,
+    maxBuffer: 1 << 22,
     poison,
     now: () => 1_764_100_000_000,
     onOpen: (id, buffer) => opened.push({ id, buffer }),

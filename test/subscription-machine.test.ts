@@ -44,7 +44,15 @@ function run(bind: (attempt: number) => Promise<BindResult> = async () => ({ con
     },
   });
   const onMessage = (_message: JsMsg) => undefined;
-  const input: SubscriptionInput = { nc, stream: 'ORDERS', consumer: 'jv', create: { ackWaitMs: 60_000, maxAckPending: 500 }, onMessage };
+  const input: SubscriptionInput = {
+    nc,
+    stream: 'ORDERS',
+    consumer: 'jv',
+    create: { ackWaitMs: 60_000, maxAckPending: 500 },
+    recreate: false,
+    resumeSeq: () => 42,
+    onMessage,
+  };
   const told: Array<{ type: string }> = [];
   const parent = setup({ actors: { subscription: machine } }).createMachine({
     invoke: { id: 'subscription', src: 'subscription', input },
@@ -124,6 +132,18 @@ describe('subscription machine', () => {
     expect(h.state()).toEqual({ active: 'consuming' });
     expect(h.consumptions).toHaveLength(2);
     expect(h.consumptions[1]!.stopped).toBe(false);
+    // The second bind may re-create the consumer only at the resume sequence, and only if jetvault made it.
+    expect(h.binds[1]!.input.rebind).toEqual({ previous: info.config, startSeq: 42, allowed: false });
+  });
+
+  it('allows re-creating a lost consumer that jetvault created', async () => {
+    const own = { ...info, config: { ...info.config, description: 'jetvault capture' } } as ConsumerInfo;
+    const h = run(async () => ({ consumer: {} as Consumer, info: own, streamInfo, created: true }));
+    await settle();
+    h.consumptions[0]!.sendBack({ type: 'consumer.lost', reason: 'consumer_deleted' });
+    h.clock.increment(125);
+    await settle();
+    expect(h.binds.map((b) => b.input.rebind)).toEqual([undefined, { previous: own.config, startSeq: 42, allowed: true }]);
   });
 
   it('pauses and resumes without restarting the consumption', async () => {

@@ -7,6 +7,7 @@ import {
   jetstream,
   jetstreamManager,
   type Consumer,
+  type ConsumerConfig,
   type ConsumerInfo,
   type JsMsg,
   type StreamInfo,
@@ -21,7 +22,15 @@ export interface BindInput {
   consumer: string;
   /** Settings for a consumer jetvault creates. */
   create: { ackWaitMs: number; maxAckPending: number };
+  /**
+   * Set when binding again after the consumer was lost: if it is gone, it is re-created (with its former
+   * settings) only when `allowed`, starting at `startSeq` so that what was captured is not delivered again.
+   */
+  rebind?: { previous: ConsumerConfig; startSeq: number; allowed: boolean };
 }
+
+/** Written on consumers jetvault creates: a consumer with it may be re-created by jetvault when deleted. */
+export const JETVAULT_CONSUMER_DESCRIPTION = 'jetvault capture';
 
 export interface BindResult {
   consumer: Consumer;
@@ -49,14 +58,26 @@ export const bindConsumer = fromPromise<BindResult, BindInput>(async ({ input })
     info = await jsm.consumers.info(input.stream, input.consumer);
   } catch (cause) {
     if (!isApiError(cause, JetStreamApiCodes.ConsumerNotFound)) throw cause;
-    info = await jsm.consumers.add(input.stream, {
-      durable_name: input.consumer,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(input.create.ackWaitMs),
-      max_ack_pending: input.create.maxAckPending,
-      description: 'jetvault capture',
-    });
+    const { rebind } = input;
+    if (rebind && !rebind.allowed) {
+      throw new JetvaultError(
+        'JV_CONSUMER_DELETED',
+        `consumer ${input.consumer} was deleted during the capture; jetvault did not create it, so it re-creates it only with --recreate-consumer`,
+      );
+    }
+    info = await jsm.consumers.add(
+      input.stream,
+      rebind
+        ? { ...reusableConfig(rebind.previous), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: rebind.startSeq }
+        : {
+            durable_name: input.consumer,
+            ack_policy: AckPolicy.Explicit,
+            deliver_policy: DeliverPolicy.All,
+            ack_wait: nanos(input.create.ackWaitMs),
+            max_ack_pending: input.create.maxAckPending,
+            description: JETVAULT_CONSUMER_DESCRIPTION,
+          },
+    );
     created = true;
   }
   if (info.config.deliver_subject) {
@@ -71,6 +92,12 @@ export const bindConsumer = fromPromise<BindResult, BindInput>(async ({ input })
   const consumer = await jetstream(input.nc).consumers.get(input.stream, input.consumer);
   return { consumer, info, streamInfo, created };
 });
+
+/** A lost consumer's settings without its start position (the replacement starts where capture stopped). */
+function reusableConfig(previous: ConsumerConfig): Partial<ConsumerConfig> {
+  const { deliver_policy: _policy, opt_start_seq: _seq, opt_start_time: _time, ...rest } = previous;
+  return rest;
+}
 
 export type ConsumeEvent = { type: 'consumer.lost'; reason: string };
 

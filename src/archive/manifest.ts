@@ -7,7 +7,7 @@ import { JetvaultError } from '../errors.js';
 /** Bumped only for an incompatible change of keys, manifest or envelope encoding. */
 export const ARCHIVE_FORMAT_VERSION = 1;
 
-export type SealReason = 'max-messages' | 'max-bytes' | 'max-age' | 'idle' | 'ack-deadline' | 'ack-pending' | 'drain';
+export type SealReason = 'max-messages' | 'max-bytes' | 'max-age' | 'idle' | 'ack-deadline' | 'ack-pending' | 'max-buffer' | 'drain';
 
 export interface BlockManifest {
   archiveVersion: number;

@@ -49,6 +49,11 @@ export interface CaptureOptions<T = Envelope> {
   maxMessages?: number;
   /** Seal a block at this many encoded bytes. Default 64 MiB. */
   maxBytes?: number;
+  /**
+   * Encoded bytes all blocks not yet acked may hold together (open ones and those storing). Past it, the
+   * largest open block seals early. Default 256 MiB.
+   */
+  maxBufferBytes?: number;
   /** Seal a block this long after it opened. Default 15 min. */
   maxAgeMs?: number;
   /** Seal a block that received nothing for this long. Default 30 s. */
@@ -57,6 +62,12 @@ export interface CaptureOptions<T = Envelope> {
   ackWaitMs?: number;
   /** max_ack_pending of a consumer jetvault creates. Default 100,000. */
   maxAckPending?: number;
+  /**
+   * A consumer deleted during the capture is re-created (with its former settings, starting after what was
+   * captured) when jetvault created it. Set this to do the same for a consumer you created; otherwise its
+   * deletion stops the capture with JV_CONSUMER_DELETED. Default false.
+   */
+  recreateConsumer?: boolean;
   /** How long shutdown may take to store and ack open blocks. Default 30 s. */
   drainTimeoutMs?: number;
   /** Capture what is pending at start, store and ack it, then finish. */
@@ -95,6 +106,7 @@ export const CAPTURE_DEFAULTS = {
   splitBy: 'subject',
   maxMessages: 100_000,
   maxBytes: 64 * 1024 * 1024,
+  maxBufferBytes: 256 * 1024 * 1024,
   maxAgeMs: 15 * 60_000,
   idleMs: 30_000,
   maxAckPending: 100_000,
@@ -132,6 +144,7 @@ export function validateCaptureOptions<T>(options: CaptureOptions<T>): void {
   }
   positiveInt('maxMessages', options.maxMessages);
   positiveInt('maxBytes', options.maxBytes);
+  positiveInt('maxBufferBytes', options.maxBufferBytes);
   positiveInt('maxAckPending', options.maxAckPending);
   positiveInt('maxStoreAttempts', options.maxStoreAttempts === Number.POSITIVE_INFINITY ? undefined : options.maxStoreAttempts);
   positiveInt('poisonAttempts', options.poisonAttempts);

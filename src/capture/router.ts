@@ -25,6 +25,8 @@ export interface RouterOptions<T> {
   decoder: MessageDecoder<T> | undefined;
   maxMessages: number;
   maxBytes: number;
+  /** Encoded bytes all blocks not yet acked may hold together; past it the largest open block seals. */
+  maxBuffer: number;
   poison: PoisonPolicy;
   now: () => number;
   onOpen: (blockId: string, buffer: BlockBuffer<unknown>) => void;
@@ -61,6 +63,14 @@ export class BlockRouter<T = Envelope> {
   held = 0;
   /** Messages appended over the router's life. */
   received = 0;
+  /** Encoded bytes of every block not yet released (open, sealing, storing, retrying, acking). */
+  bufferedBytes = 0;
+  /** The buffer limit is looked at again only past this, so a limit held by storing blocks is not rescanned per message. */
+  private nextBufferCheck = 0;
+  /** Highest stream sequence routed so far (appended, dead-lettered or handed back). */
+  private highestSeq = 0;
+  /** Sequences handed back for another attempt, not seen again yet: a re-created consumer must deliver them. */
+  private readonly retrying = new Set<number>();
   private accepting = true;
   private nextId = 1;
   private streamConfig: Record<string, unknown> = {};
@@ -101,6 +111,8 @@ export class BlockRouter<T = Envelope> {
       return;
     }
     const envelope = envelopeOf(message);
+    if (envelope.seq > this.highestSeq) this.highestSeq = envelope.seq;
+    if (this.retrying.size > 0) this.retrying.delete(envelope.seq);
     let value: T;
     let splitKey: string | undefined;
     if (this.options.decoder) {
@@ -118,8 +130,10 @@ export class BlockRouter<T = Envelope> {
     splitKey ??= this.options.splitKeyOf(envelope);
     let block = this.open.get(splitKey);
     if (!block || block.buffer.closed) block = this.openBlock(splitKey);
+    const { buffer } = block;
+    const bytesBefore = buffer.bytes;
     try {
-      block.buffer.append(value, envelope, this.ackHandleOf(message));
+      buffer.append(value, envelope, this.ackHandleOf(message));
     } catch (error) {
       // The format refused the value (e.g. a CSV flatten that throws): nothing was appended.
       this.undecodable(message, envelope, error);
@@ -127,10 +141,28 @@ export class BlockRouter<T = Envelope> {
     }
     this.held++;
     this.received++;
-    const { buffer } = block;
+    this.bufferedBytes += buffer.bytes - bytesBefore;
     if (buffer.count >= this.options.maxMessages) this.full(block, 'max-messages');
     else if (buffer.bytes >= this.options.maxBytes) this.full(block, 'max-bytes');
+    else if (this.bufferedBytes >= this.options.maxBuffer && this.bufferedBytes >= this.nextBufferCheck) this.relieveBuffer();
     else if (this.held >= this.maxAckPending / 2 && this.received % this.reliefEvery === 0) this.relieveAckPending();
+  }
+
+  /**
+   * Over the buffer limit: the largest open block seals, so its bytes leave memory once stored. When blocks
+   * that are already storing hold most of it, open blocks are left alone until they hold half the limit
+   * (sealing tiny blocks would not free anything); the server's max_ack_pending bounds the rest.
+   */
+  private relieveBuffer(): void {
+    let largest: OpenBlock<T> | undefined;
+    let openBytes = 0;
+    for (const block of this.open.values()) {
+      if (block.buffer.closed) continue;
+      openBytes += block.buffer.bytes;
+      if (!largest || block.buffer.bytes > largest.buffer.bytes) largest = block;
+    }
+    if (largest && openBytes >= this.options.maxBuffer / 2) this.full(largest, 'max-buffer');
+    this.nextBufferCheck = this.bufferedBytes + Math.max(1, Math.floor(this.options.maxBuffer / 64));
   }
 
   /**
@@ -141,11 +173,13 @@ export class BlockRouter<T = Envelope> {
     const { poison } = this.options;
     if (!poison.deadLetter) {
       // Handed back for a later redelivery; the supervisor stops the capture.
+      this.retrying.add(envelope.seq);
       message.nak(poison.retryDelayMs);
       this.options.onUndecodable(envelope, error, 'stop');
       return;
     }
     if (envelope.deliveryCount < this.poisonAttempts) {
+      this.retrying.add(envelope.seq);
       message.nak(poison.retryDelayMs);
       this.options.onUndecodable(envelope, error, 'retry');
       return;
@@ -153,8 +187,10 @@ export class BlockRouter<T = Envelope> {
     let block = this.deadLetters;
     if (!block || block.buffer.closed) block = this.openDeadLetterBlock();
     const letter: DeadLetter = { envelope, error: errorText(error), deliveries: envelope.deliveryCount, at: this.options.now() };
+    const bytesBefore = block.buffer.bytes;
     block.buffer.append(letter, envelope, this.ackHandleOf(message));
     this.held++;
+    this.bufferedBytes += block.buffer.bytes - bytesBefore;
     this.options.onUndecodable(envelope, error, 'dead-letter');
     if (block.buffer.count >= this.options.maxMessages || block.buffer.bytes >= this.options.maxBytes) {
       this.deadLetters = undefined;
@@ -180,9 +216,22 @@ export class BlockRouter<T = Envelope> {
     return block;
   }
 
+  /**
+   * Where a re-created consumer starts so that nothing already captured comes again (it would make a second,
+   * overlapping block) and nothing is skipped: after the highest sequence seen, or at the lowest one still
+   * waiting for another attempt. Messages held in open blocks are stored by those blocks.
+   */
+  resumeSeq(): number {
+    let seq = this.highestSeq + 1;
+    for (const s of this.retrying) if (s < seq) seq = s;
+    return seq;
+  }
+
   /** A block finished (acked, failed or abandoned): its messages no longer count as held. */
   release(buffer: BlockBuffer<unknown>): void {
     this.held -= buffer.count;
+    this.bufferedBytes -= buffer.bytes;
+    this.nextBufferCheck = 0;
     if (this.deadLetters?.buffer === buffer) this.deadLetters = undefined;
     const block = this.open.get(buffer.splitKey);
     if (block && block.buffer === buffer) this.open.delete(buffer.splitKey);

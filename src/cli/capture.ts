@@ -33,11 +33,13 @@ export interface CaptureFlags extends StoreFlags {
   maxAge?: number;
   maxMessages?: number;
   maxBytes?: number;
+  maxBuffer?: number;
   idle?: number;
   splitBy?: string;
   once?: boolean;
   ackWait?: number;
   maxAckPending?: number;
+  recreateConsumer?: boolean;
   drainTimeout?: number;
   quiet?: boolean;
   metricsPort?: number;
@@ -61,11 +63,17 @@ export function captureCommand(ctx: CliContext): Command {
     .option('--max-age <duration>', `seal a block this long after it opened (default ${formatDuration(D.maxAgeMs)})`, (v) => parseDuration(v, '--max-age'))
     .option('--max-messages <n>', `seal a block at this many messages (default ${D.maxMessages})`, (v) => parsePositiveInt(v, '--max-messages'))
     .option('--max-bytes <size>', `seal a block at this many encoded bytes (default ${formatSize(D.maxBytes)})`, (v) => parseSize(v, '--max-bytes'))
+    .option(
+      '--max-buffer <size>',
+      `encoded bytes all unacked blocks may hold together; past it the largest open block seals (default ${formatSize(D.maxBufferBytes)})`,
+      (v) => parseSize(v, '--max-buffer'),
+    )
     .option('--idle <duration>', `seal a block that received nothing for this long (default ${formatDuration(D.idleMs)})`, (v) => parseDuration(v, '--idle'))
     .option('--split-by <how>', `one block series per: none, subject, header:NAME or field:PATH (default ${D.splitBy})`)
     .option('--once', 'capture what is pending now, store and ack it, then exit')
     .option('--ack-wait <duration>', 'ack_wait of a consumer jetvault creates (default: --max-age plus 1m)', (v) => parseDuration(v, '--ack-wait'))
     .option('--max-ack-pending <n>', `max_ack_pending of a consumer jetvault creates (default ${D.maxAckPending})`, (v) => parsePositiveInt(v, '--max-ack-pending'))
+    .option('--recreate-consumer', 're-create the consumer if it is deleted during the capture, even when jetvault did not create it')
     .option('--drain-timeout <duration>', `how long shutdown may take to store and ack open blocks (default ${formatDuration(D.drainTimeoutMs)})`, (v) => parseDuration(v, '--drain-timeout'))
     .option('--metrics-port <port>', 'serve /metrics (Prometheus), /healthz and /readyz on this port', (v) => parsePort(v, '--metrics-port'))
     .option('--inspect-port <port>', 'serve a live view of the capture machines on this port', (v) => parsePort(v, '--inspect-port'))
@@ -88,6 +96,8 @@ export function captureOptionsFrom(flags: CaptureFlags): Omit<CaptureOptions, 's
   if (flags.maxAge !== undefined) options.maxAgeMs = flags.maxAge;
   if (flags.maxMessages !== undefined) options.maxMessages = flags.maxMessages;
   if (flags.maxBytes !== undefined) options.maxBytes = flags.maxBytes;
+  if (flags.maxBuffer !== undefined) options.maxBufferBytes = flags.maxBuffer;
+  if (flags.recreateConsumer) options.recreateConsumer = true;
   if (flags.idle !== undefined) options.idleMs = flags.idle;
   if (flags.splitBy !== undefined) options.splitBy = flags.splitBy as SplitBy;
   if (flags.once) options.once = true;
@@ -225,8 +235,9 @@ async function runUntilSignalled(handle: CaptureHandle, ctx: CliContext, progres
 
 export function captureSummary(report: CaptureReport): string {
   const abandoned = report.abandonedBlocks > 0 ? `; ${plural(report.abandonedBlocks, 'block')} left unacked (their messages will be redelivered)` : '';
+  const deadLettered = report.deadLettered > 0 ? `; ${plural(report.deadLettered, 'undecodable message')} stored under _dead-letter/` : '';
   return (
     `captured ${plural(report.messages, 'message')} in ${plural(report.blocks, 'block')} (${report.storedBytes} bytes) ` +
-    `from ${report.stream} via consumer ${report.consumer} in ${seconds(report.durationMs)} s${abandoned}`
+    `from ${report.stream} via consumer ${report.consumer} in ${seconds(report.durationMs)} s${deadLettered}${abandoned}`
   );
 }
