@@ -94,6 +94,8 @@ describe.skipIf(!built)('jetvault CLI', () => {
       expectCleanError(await jetvault(capture('--max-bytes', '64M')), 2, /--max-bytes/);
       expectCleanError(await jetvault(capture('--max-buffer', '0')), 2, /--max-buffer/);
       expectCleanError(await jetvault(capture('--max-buffer', 'lots')), 2, /--max-buffer/);
+      expectCleanError(await jetvault(capture('--buffer-to-disk', '')), 2, /--buffer-to-disk needs a directory/);
+      expectCleanError(await jetvault(capture('--buffer-to-disk', CLI)), 2, /spill directory .*--buffer-to-disk.* cannot be used: EEXIST/);
       expectCleanError(await jetvault(capture('--idle', '30')), 2, /--idle needs a unit/);
       expectCleanError(await jetvault(capture('--split-by', 'colour')), 2, /split-by "colour" is not valid/);
       expectCleanError(await jetvault(capture('--log-level', 'loud')), 2, /--log-level.*'loud'/);

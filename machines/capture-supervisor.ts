@@ -70,7 +70,7 @@ export type CaptureSupervisorEvent =
   | { type: 'tick' }
   | { type: 'once.caught-up' }
   | { type: 'once.waiting'; unacked: number; ackWaitNs: number }
-  | { type: 'consumer.info'; pending: number; ackPending: number }
+  | { type: 'consumer.info'; pending: number; ackPending: number; ackFloor: number }
   | { type: 'drain' }
   | { type: 'stop' };
 
@@ -159,6 +159,11 @@ export const captureSupervisorMachine = setup({
       for (const { ref } of Object.values(context.blocks)) enqueue.sendTo(ref, { type: 'tick' });
     }),
     forwardBlockEvent: emit(({ event }) => (event.type === 'block.event' ? event.event : { type: 'capture.error', error: 'unexpected event' })),
+    rememberStored: ({ context, event }) => {
+      if (event.type !== 'block.event' || event.event.type !== 'block.stored') return;
+      const block = context.blocks[event.event.blockId];
+      if (block) context.router.stored(block.buffer);
+    },
     countStored: assign({
       storedBytes: ({ context, event }) =>
         event.type === 'block.event' && event.event.type === 'block.stored' ? context.storedBytes + event.event.storedBytes : context.storedBytes,
@@ -265,7 +270,7 @@ export const captureSupervisorMachine = setup({
   on: {
     'block.open': { actions: ['spawnBlock', 'announceBlockOpened'] },
     'block.full': { actions: 'sealFullBlock' },
-    'block.event': { actions: ['countStored', 'forwardBlockEvent'] },
+    'block.event': { actions: ['rememberStored', 'countStored', 'forwardBlockEvent'] },
     'block.finished': [
       { guard: 'blockFailed', target: '.stopping', actions: 'finishBlock' },
       { actions: 'finishBlock' },
@@ -374,7 +379,10 @@ export const captureSupervisorMachine = setup({
           ],
           on: {
             'consumer.info': {
-              actions: emit(({ event }) => ({ type: 'consumer.info', pending: event.pending, ackPending: event.ackPending }) as const),
+              actions: [
+                ({ context, event }) => context.router.ackFloor(event.ackFloor),
+                emit(({ event }) => ({ type: 'consumer.info', pending: event.pending, ackPending: event.ackPending }) as const),
+              ],
             },
           },
           initial: 'choosing',
@@ -434,6 +442,7 @@ export const captureSupervisorMachine = setup({
       consumer: context.consumer,
       messages: context.messages,
       deadLettered: context.deadLettered,
+      redeliveriesSkipped: context.router.redeliveriesSkipped,
       blocks: context.blocksAcked,
       storedBytes: context.storedBytes,
       abandonedBlocks: context.abandonedBlocks,

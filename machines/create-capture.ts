@@ -7,10 +7,11 @@ import { createActor, type Actor } from 'xstate';
 import type { Envelope } from '../src/archive/envelope.js';
 import type { CaptureEvent, CaptureEventOf, CaptureEventType, CaptureHandle, CaptureReport } from '../src/capture/events.js';
 import { CAPTURE_DEFAULTS, defaultConsumerName, validateCaptureOptions, type CaptureOptions } from '../src/capture/options.js';
+import { SpillDirectory } from '../src/capture/spill.js';
 import { splitKeyFunction } from '../src/capture/split.js';
 import type { Compression } from '../src/compression/compression.js';
 import { resolveCompression } from '../src/compression/index.js';
-import { describeError, JetvaultError } from '../src/errors.js';
+import { describeError, JetvaultError, UsageError } from '../src/errors.js';
 import type { BlockFormat } from '../src/formats/format.js';
 import { resolveFormat } from '../src/formats/index.js';
 import { silentLogger, type Logger } from '../src/logger.js';
@@ -36,6 +37,9 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
   const now = options.now ?? Date.now;
   const servers = options.servers === undefined ? [] : Array.isArray(options.servers) ? options.servers : [options.servers];
 
+  const log = logger.child({ stream, consumer, store: store.description });
+  // Last before the actor: nothing after it can throw and leave the directory behind.
+  const spill = options.bufferDir === undefined ? undefined : openSpill(options.bufferDir, log, now);
   const stats = new CaptureStatsCollector({ now });
   const actor = createActor(captureSupervisorMachine, {
     ...(options.inspect ? { inspect: options.inspect } : {}),
@@ -62,6 +66,7 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
         maxMessages: options.maxMessages ?? CAPTURE_DEFAULTS.maxMessages,
         maxBytes: options.maxBytes ?? CAPTURE_DEFAULTS.maxBytes,
         maxBuffer: options.maxBufferBytes ?? CAPTURE_DEFAULTS.maxBufferBytes,
+        ...(spill ? { spill } : {}),
         poison: {
           deadLetter: options.deadLetter ?? CAPTURE_DEFAULTS.deadLetter,
           attempts: options.poisonAttempts ?? CAPTURE_DEFAULTS.poisonAttempts,
@@ -82,7 +87,74 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
       now,
     },
   });
-  return startHandle(actor, logger.child({ stream, consumer, store: store.description }), stats);
+  const handle = startHandle(actor, log, stats);
+  return spill ? removingSpill(handle, spill, log) : handle;
+}
+
+/**
+ * This capture's spill directory (`bufferDir`): its run directory is created now, so an unusable path fails
+ * before anything connects; leftovers of crashed runs are removed in the background. Spill errors are logged
+ * (a block whose write failed keeps the rest of its body in memory; a failed read-back fails the block).
+ */
+function openSpill(root: string, logger: Logger, now: () => number): SpillDirectory {
+  // A full disk fails the first write of every new block: one line per 10 s, with how many were not logged.
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  let suppressed = 0;
+  let spill: SpillDirectory;
+  try {
+    spill = new SpillDirectory({
+      root,
+      onError: (error, { op, path }) => {
+        if (now() - loggedAt < 10_000) {
+          suppressed++;
+          return;
+        }
+        loggedAt = now();
+        logger.warn({ op, path, error: describeError(error), ...(suppressed > 0 ? { suppressed } : {}) }, 'spill.error');
+        suppressed = 0;
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`spill directory ${JSON.stringify(root)} (bufferDir, --buffer-to-disk) cannot be used: ${describeError(error)}`, {
+      cause: error,
+    });
+  }
+  logger.info({ dir: spill.dir }, 'spill.ready');
+  void spill.removeLeftovers().then((removed) => {
+    if (removed.length > 0) logger.info({ removed }, 'spill.leftovers-removed');
+  });
+  return spill;
+}
+
+/** The handle, with `done` settling only once the spill directory is removed (its totals logged). */
+function removingSpill(handle: CaptureHandle, spill: SpillDirectory, logger: Logger): CaptureHandle {
+  const close = async () => {
+    await spill.close();
+    logger.info({ dir: spill.dir, ...spill.stats }, 'spill.closed');
+  };
+  const done = handle.done.then(
+    async (report) => {
+      await close();
+      return report;
+    },
+    async (error: unknown) => {
+      await close();
+      throw error;
+    },
+  );
+  done.catch(() => undefined);
+  return {
+    ...handle,
+    done,
+    drain: () => {
+      handle.drain().catch(() => undefined);
+      return done;
+    },
+    stop: async () => {
+      await handle.stop();
+      await done.catch(() => undefined);
+    },
+  };
 }
 
 type CaptureActor = Actor<typeof captureSupervisorMachine>;

@@ -203,7 +203,7 @@ function start(options: StartOptions = {}) {
     caughtUp: [] as CaughtUpInput[],
     consumerInfo: [] as ConsumerInfoInput[],
   };
-  let consumerInfo_: ((pending: number, ackPending: number) => void) | undefined;
+  let consumerInfo_: ((pending: number, ackPending: number, ackFloor: number) => void) | undefined;
   let natsStatus: ((event: { type: 'nats.disconnected' | 'nats.reconnected'; server: string } | { type: 'nats.closed'; error?: string }) => void) | undefined;
   let tick: (() => void) | undefined;
   let caughtUp: (() => void) | undefined;
@@ -264,7 +264,7 @@ function start(options: StartOptions = {}) {
       }),
       watchConsumerInfo: fromCallback<{ type: 'noop' }, ConsumerInfoInput>(({ input, sendBack }) => {
         calls.consumerInfo.push(input);
-        consumerInfo_ = (pending, ackPending) => sendBack({ type: 'consumer.info', pending, ackPending });
+        consumerInfo_ = (pending, ackPending, ackFloor) => sendBack({ type: 'consumer.info', pending, ackPending, ackFloor });
         return () => (consumerInfo_ = undefined);
       }),
     },
@@ -339,9 +339,18 @@ function start(options: StartOptions = {}) {
       if (!caughtUp) throw new Error('no caught-up watcher running');
       caughtUp();
     },
-    consumerInfo(pending: number, ackPending: number) {
+    consumerInfo(pending: number, ackPending: number, ackFloor = 0) {
       if (!consumerInfo_) throw new Error('no consumer info watcher running');
-      consumerInfo_(pending, ackPending);
+      consumerInfo_(pending, ackPending, ackFloor);
+    },
+    /** The server delivers an earlier message again (its ack was lost, or ack_wait ran out). */
+    redeliver(seq: number): FakeMsg {
+      const consumer = calls.consumers.at(-1);
+      if (!consumer) throw new Error('no consume() running yet');
+      const first = messages[seq - 1]!;
+      const message = new FakeMsg(log, first.subject, seq, first.headers, first.data, 2);
+      consumer.onMessage(message as unknown as JsMsg);
+      return message;
     },
     natsStatus(event: Parameters<NonNullable<typeof natsStatus>>[0]) {
       if (!natsStatus) throw new Error('no connection watcher running');
@@ -388,6 +397,28 @@ describe('capture supervisor', () => {
     ]);
     expect(h.actor.getSnapshot().context.lastSeqAtStart).toBe(42);
     expect(h.calls.consuming).toBe(true);
+  });
+
+  it('acks a redelivery of a stored message again instead of storing it twice, until the ack floor passes it', async () => {
+    const h = await started({ maxMessages: 2 });
+    h.deliver('orders.eu');
+    h.deliver('orders.us');
+    h.deliver('orders.eu'); // fills b1: seqs 1 and 3
+    await settle();
+    expect(acked(h)).toEqual([1, 3]);
+    const again = h.redeliver(3);
+    expect(again.acks).toBe(1);
+    expect(h.of('block.opened').map((e) => e.blockId)).toEqual(['b1', 'b2']);
+    // seq 2 sits in the open block b2: not stored yet, so a redelivery of it is captured (acked with its block).
+    const twoAgain = h.redeliver(2);
+    expect(twoAgain.acks).toBe(0);
+    // Below the ack floor nothing comes back; the set forgets it (a message there would be captured again).
+    h.consumerInfo(0, 0, 3);
+    await settle();
+    expect(h.redeliver(1).acks).toBe(0);
+    h.actor.send({ type: 'drain' });
+    await settle();
+    expect(h.actor.getSnapshot().output?.report).toMatchObject({ redeliveriesSkipped: 1 });
   });
 
   it('routes messages by subject into separate blocks, stores a full block, and acks only after both writes', async () => {
@@ -583,7 +614,7 @@ describe('capture supervisor', () => {
     const storedBytes = [...h.store.blocks().values()].reduce((n, b) => n + b.length, 0);
     expect(storedBytes).toBeGreaterThan(0);
     expect(h.actor.getSnapshot().output).toEqual({
-      report: { stream: STREAM, consumer: CONSUMER, messages: 3, deadLettered: 0, blocks: 2, storedBytes, abandonedBlocks: 0, durationMs: 2_500 },
+      report: { stream: STREAM, consumer: CONSUMER, messages: 3, deadLettered: 0, redeliveriesSkipped: 0, blocks: 2, storedBytes, abandonedBlocks: 0, durationMs: 2_500 },
       error: undefined,
     });
     expect(h.of('block.acked').map((e) => [e.blockId, e.messages])).toEqual([['b1', 2], ['b2', 1]]);
@@ -594,7 +625,7 @@ describe('capture supervisor', () => {
     h.actor.send({ type: 'drain' });
     await settle();
     expect(h.actor.getSnapshot().output).toEqual({
-      report: { stream: STREAM, consumer: CONSUMER, messages: 0, deadLettered: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 0 },
+      report: { stream: STREAM, consumer: CONSUMER, messages: 0, deadLettered: 0, redeliveriesSkipped: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 0 },
       error: undefined,
     });
     expect(h.calls.closes).toHaveLength(1);
@@ -642,7 +673,7 @@ describe('capture supervisor', () => {
     expect(h.of('block.abandoned')).toEqual([{ type: 'block.abandoned', blockId: 'b1', key: stuck.key, messages: 2 }]);
     const usBytes = h.store.objects.get(blockKeyOf('orders.us', 2, 2))!.length;
     expect(h.actor.getSnapshot().output).toEqual({
-      report: { stream: STREAM, consumer: CONSUMER, messages: 1, deadLettered: 0, blocks: 1, storedBytes: usBytes, abandonedBlocks: 1, durationMs: 10_000 },
+      report: { stream: STREAM, consumer: CONSUMER, messages: 1, deadLettered: 0, redeliveriesSkipped: 0, blocks: 1, storedBytes: usBytes, abandonedBlocks: 1, durationMs: 10_000 },
       error: undefined,
     });
     // The store answering after shutdown changes nothing.
@@ -665,7 +696,7 @@ describe('capture supervisor', () => {
     expect(h.of('block.failed')).toEqual([{ type: 'block.failed', blockId: 'b2', key: blockKeyOf('orders.eu', 2, 3), error: 'access denied' }]);
     expect(h.of('block.abandoned')).toEqual([{ type: 'block.abandoned', blockId: 'b1', messages: 1 }]);
     const output = h.actor.getSnapshot().output!;
-    expect(output.report).toEqual({ stream: STREAM, consumer: CONSUMER, messages: 0, deadLettered: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 2, durationMs: 0 });
+    expect(output.report).toEqual({ stream: STREAM, consumer: CONSUMER, messages: 0, deadLettered: 0, redeliveriesSkipped: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 2, durationMs: 0 });
     expect(output.error).toBeInstanceOf(JetvaultError);
     expect(output.error).toMatchObject({ code: 'JV_STORE_FAILED', message: 'block b2 could not be stored: access denied' });
     expect(h.calls.closes).toHaveLength(1);
@@ -711,7 +742,7 @@ describe('capture supervisor', () => {
     expect(h.calls.connects).toHaveLength(3);
     expect(h.state()).toBe('stopped');
     expect(h.actor.getSnapshot().output).toEqual({
-      report: { stream: STREAM, consumer: CONSUMER, messages: 0, deadLettered: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 750 },
+      report: { stream: STREAM, consumer: CONSUMER, messages: 0, deadLettered: 0, redeliveriesSkipped: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 750 },
       error: refused,
     });
     expect(h.of('connection.status')).toEqual([

@@ -167,7 +167,7 @@ describe('CaptureStatsCollector', () => {
     at(1_000, { type: 'connection.status', status: 'connected' }, bound, { type: 'block.opened', blockId: 'x', splitKey: '' });
     at(1_200, {
       type: 'capture.done',
-      report: { stream: 'ORDERS', consumer: 'jv', messages: 0, deadLettered: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 200 },
+      report: { stream: 'ORDERS', consumer: 'jv', messages: 0, deadLettered: 0, redeliveriesSkipped: 0, blocks: 0, storedBytes: 0, abandonedBlocks: 0, durationMs: 200 },
     });
     expect(stats.snapshot()).toMatchObject({ ended: true, consumerBound: false, connectionStatus: 'closed', blocks: { open: 0, sealing: 0, storing: 0, retrying: 0, acking: 0 } });
   });

@@ -77,7 +77,7 @@ it('dead-letters 1% undecodable messages and archives the other 99% exactly once
   expect(letters.every((l) => Buffer.from(l.message.data, 'base64').toString() === `corrupt-${l.message.metadata.sequence.stream_seq}`)).toBe(true);
 
   // The archive proper: the 99%, once each, restorable exactly.
-  const audit = auditArchive(dir);
+  const audit = await auditArchive(dir);
   expect(audit).toMatchObject({ messages: N - poisonSeqs.length, overlappingBlocks: 0 });
   const roundTrip = await restoreAndCompare(dir, env.nc, stream);
   const poison = new Set(poisonSeqs);

@@ -77,7 +77,7 @@ export const watchConsumerInfo = fromCallback<{ type: 'noop' }, ConsumerInfoInpu
     try {
       const jsm = await jetstreamManager(input.nc);
       const info = await jsm.consumers.info(input.stream, input.consumer);
-      if (!stopped) sendBack({ type: 'consumer.info', pending: info.num_pending, ackPending: info.num_ack_pending });
+      if (!stopped) sendBack({ type: 'consumer.info', pending: info.num_pending, ackPending: info.num_ack_pending, ackFloor: info.ack_floor.stream_seq });
     } catch {
       // Unavailable for a moment (reconnecting): the next poll tells.
     }

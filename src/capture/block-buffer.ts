@@ -3,6 +3,11 @@
  * arrive, and the ack handles of their messages are kept until the store confirmed the block.
  * The block machine (machines/block-machine.ts) decides when it seals; `seal()` turns it into the
  * exact bytes and manifest to store.
+ *
+ * With a spill directory (`bufferDir`) and an encoder that has takeChunks(), every chunk the encoder
+ * completes is queued to the block's spill file (src/capture/spill.ts), still without waiting on the hot
+ * path; seal() reads the file back, adds the chunk still in memory, and deletes the file. The stored bytes
+ * are the same either way.
  */
 import { createHash } from 'node:crypto';
 import type { Envelope } from '../archive/envelope.js';
@@ -11,6 +16,7 @@ import { blockKey, manifestKeyFor } from '../archive/keys.js';
 import { ARCHIVE_FORMAT_VERSION, type BlockManifest, type SealReason } from '../archive/manifest.js';
 import type { Compression } from '../compression/compression.js';
 import type { BlockEncoder, BlockFormat } from '../formats/format.js';
+import type { SpillDirectory, SpillFile } from './spill.js';
 import { VERSION } from '../version.js';
 
 /** What the block keeps of a message to acknowledge it later (a JsMsg satisfies it). */
@@ -37,6 +43,13 @@ export interface BlockBufferParams<T> {
   deadLetter?: boolean;
   /** Clock in ms; injected so tests run on simulated time. */
   now: () => number;
+  /** Spill completed chunks of the body to a file there (only when the format's encoder has takeChunks()). */
+  spill?: SpillDirectory;
+  /**
+   * Told when body bytes leave memory for the spill file (negative) or come back into memory at seal
+   * (positive), so the router's buffer total counts memory only. Never called after dispose().
+   */
+  onMemoryChange?: (delta: number) => void;
 }
 
 export interface SealedBlock {
@@ -54,6 +67,8 @@ export class BlockBuffer<T = Envelope> {
   count = 0;
   /** Encoded (uncompressed) bytes so far. */
   bytes = 0;
+  /** Encoded bytes confirmed in the spill file rather than in memory (0 once seal() read them back). */
+  spilledBytes = 0;
   firstSeq = 0;
   lastSeq = 0;
   firstTimeNs = 0n;
@@ -64,6 +79,10 @@ export class BlockBuffer<T = Envelope> {
   readonly acks: AckHandle[] = [];
   private readonly encoder: BlockEncoder<T>;
   private readonly params: BlockBufferParams<T>;
+  /** Set only when spilling is on and the encoder can hand over completed chunks. */
+  private readonly spillTo: SpillDirectory | undefined;
+  private spillFile: SpillFile | undefined;
+  private disposed = false;
 
   constructor(params: BlockBufferParams<T>) {
     this.params = params;
@@ -71,12 +90,19 @@ export class BlockBuffer<T = Envelope> {
     this.splitKey = params.splitKey;
     this.deadLetter = params.deadLetter ?? false;
     this.encoder = params.format.createEncoder();
+    this.spillTo = params.spill !== undefined && typeof this.encoder.takeChunks === 'function' ? params.spill : undefined;
     this.openedAt = params.now();
     this.lastAppendAt = this.openedAt;
   }
 
+  /** Encoded bytes of this block held in memory: all of them, less what sits confirmed in the spill file. */
+  get memoryBytes(): number {
+    return this.bytes - this.spilledBytes;
+  }
+
   append(value: T, meta: MessageMeta, ack?: AckHandle): void {
     this.bytes += this.encoder.write(value);
+    if (this.spillTo !== undefined) this.spillCompleted(this.spillTo);
     if (this.count === 0) {
       this.firstSeq = meta.seq;
       this.firstTimeNs = meta.timeNs;
@@ -95,10 +121,24 @@ export class BlockBuffer<T = Envelope> {
     if (ack) this.acks.push(ack);
   }
 
-  /** Encodes, compresses and checksums the block. The buffer must not be appended to afterwards. */
+  /**
+   * Encodes, compresses and checksums the block. The buffer must not be appended to afterwards. A spilled
+   * body is read back (rejecting when that fails: the block then fails and is never acked) and its file
+   * deleted.
+   */
   async seal(reason: SealReason): Promise<SealedBlock> {
     const { format, compression } = this.params;
-    const chunks = this.encoder.finish();
+    let chunks = this.encoder.finish();
+    const file = this.spillFile;
+    if (file !== undefined) {
+      const head = await file.readAll();
+      // Back in memory until the block is released: counted as the router counts unspilled blocks.
+      const back = this.spilledBytes;
+      this.spilledBytes = 0;
+      if (back > 0 && !this.disposed) this.params.onMemoryChange?.(back);
+      chunks = [...head, ...chunks];
+      await file.discard();
+    }
     const encodedBytes = chunks.reduce((n, c) => n + c.length, 0);
     const body = await compression.compress(chunks);
     const extension = compression.extension ? `${format.extension}.${compression.extension}` : format.extension;
@@ -134,5 +174,30 @@ export class BlockBuffer<T = Envelope> {
       streamConfig: this.params.streamConfig,
     };
     return { key, manifestKey: manifestKeyFor(key), body, manifest };
+  }
+
+  /**
+   * The block is finished (acked, failed or abandoned) and released: its spill file, if any, is deleted
+   * (the promise settles then; it never rejects), and memory changes are no longer reported. Idempotent.
+   */
+  dispose(): Promise<void> {
+    this.disposed = true;
+    return this.spillFile?.discard() ?? Promise.resolve();
+  }
+
+  /** Resolves once every chunk queued to the spill file is written (or kept in memory after a failed write). */
+  async flushSpill(): Promise<void> {
+    await this.spillFile?.settled();
+  }
+
+  /** Queues the chunks the encoder completed to the spill file, created on the first one. */
+  private spillCompleted(spill: SpillDirectory): void {
+    const chunks = this.encoder.takeChunks!();
+    if (chunks.length === 0) return;
+    this.spillFile ??= spill.createFile((bytes) => {
+      this.spilledBytes += bytes;
+      if (!this.disposed) this.params.onMemoryChange?.(-bytes);
+    });
+    this.spillFile.append(chunks);
   }
 }

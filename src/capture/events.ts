@@ -44,6 +44,8 @@ export interface CaptureReport {
   messages: number;
   /** Undecodable messages stored in the dead-letter prefix and acked. */
   deadLettered: number;
+  /** Messages redelivered after their block was stored (a lost ack): acked again, not stored twice. */
+  redeliveriesSkipped: number;
   blocks: number;
   storedBytes: number;
   /** Blocks left unacked at shutdown (their messages will be redelivered). */

@@ -51,9 +51,18 @@ export interface CaptureOptions<T = Envelope> {
   maxBytes?: number;
   /**
    * Encoded bytes all blocks not yet acked may hold together (open ones and those storing). Past it, the
-   * largest open block seals early. Default 256 MiB.
+   * largest open block seals early. Default 256 MiB. With `bufferDir`, only bytes in memory count: what an
+   * open block spilled to disk counts again once the block seals and reads it back.
    */
   maxBufferBytes?: number;
+  /**
+   * Spill the bodies of open blocks to disk under this directory (created when missing; the CLI's
+   * `--buffer-to-disk` defaults to `<tmpdir>/jetvault-spill`): memory then holds only the ~256 KiB chunk each
+   * open block is filling (and blocks being stored). Each capture uses a subdirectory of its own and, on start,
+   * removes those of crashed runs on this host. Scratch only: durability comes from the store. Formats whose
+   * encoder has no `takeChunks()` stay in memory. Default: off.
+   */
+  bufferDir?: string;
   /** Seal a block this long after it opened. Default 15 min. */
   maxAgeMs?: number;
   /** Seal a block that received nothing for this long. Default 30 s. */
@@ -145,6 +154,9 @@ export function validateCaptureOptions<T>(options: CaptureOptions<T>): void {
   positiveInt('maxMessages', options.maxMessages);
   positiveInt('maxBytes', options.maxBytes);
   positiveInt('maxBufferBytes', options.maxBufferBytes);
+  if (options.bufferDir !== undefined && (typeof options.bufferDir !== 'string' || options.bufferDir.trim() === '')) {
+    throw new UsageError(`bufferDir must be a directory path, got ${JSON.stringify(options.bufferDir)}`);
+  }
   positiveInt('maxAckPending', options.maxAckPending);
   positiveInt('maxStoreAttempts', options.maxStoreAttempts === Number.POSITIVE_INFINITY ? undefined : options.maxStoreAttempts);
   positiveInt('poisonAttempts', options.poisonAttempts);

@@ -14,7 +14,9 @@ import type { BlockFormat } from '../formats/format.js';
 import { BlockBuffer, type AckHandle } from './block-buffer.js';
 import { ReplyAck } from './reply-ack.js';
 import { envelopeOf } from './envelope-of.js';
+import { SeqSet } from './seq-set.js';
 import type { MessageDecoder } from './options.js';
+import type { SpillDirectory } from './spill.js';
 
 export interface RouterOptions<T> {
   stream: string;
@@ -25,8 +27,13 @@ export interface RouterOptions<T> {
   decoder: MessageDecoder<T> | undefined;
   maxMessages: number;
   maxBytes: number;
-  /** Encoded bytes all blocks not yet acked may hold together; past it the largest open block seals. */
+  /**
+   * Encoded bytes all blocks not yet acked may hold together in memory; past it the largest open block
+   * seals. Bytes spilled to disk (`spill`) do not count until their block seals and reads them back.
+   */
   maxBuffer: number;
+  /** Spill the bodies of open blocks to this directory (`bufferDir`). */
+  spill?: SpillDirectory;
   poison: PoisonPolicy;
   now: () => number;
   onOpen: (blockId: string, buffer: BlockBuffer<unknown>) => void;
@@ -56,6 +63,8 @@ export interface ConsumerLimits {
 interface OpenBlock<T> {
   id: string;
   buffer: BlockBuffer<T>;
+  /** The stream sequences appended, for the stored set once the block is stored. */
+  seqs: number[];
 }
 
 export class BlockRouter<T = Envelope> {
@@ -63,12 +72,17 @@ export class BlockRouter<T = Envelope> {
   held = 0;
   /** Messages appended over the router's life. */
   received = 0;
-  /** Encoded bytes of every block not yet released (open, sealing, storing, retrying, acking). */
+  /** Encoded bytes in memory of every block not yet released (open, sealing, storing, retrying, acking). */
   bufferedBytes = 0;
   /** The buffer limit is looked at again only past this, so a limit held by storing blocks is not rescanned per message. */
   private nextBufferCheck = 0;
   /** Highest stream sequence routed so far (appended, dead-lettered or handed back). */
   private highestSeq = 0;
+  /** Redelivered messages that were already stored: acked again, not stored twice. */
+  redeliveriesSkipped = 0;
+  private readonly storedSeqs = new SeqSet();
+  /** The sequences of every block not yet stored, by its buffer. */
+  private readonly seqsOf = new Map<BlockBuffer<unknown>, number[]>();
   /** Sequences handed back for another attempt, not seen again yet: a re-created consumer must deliver them. */
   private readonly retrying = new Set<number>();
   private accepting = true;
@@ -112,6 +126,12 @@ export class BlockRouter<T = Envelope> {
     }
     const envelope = envelopeOf(message);
     if (envelope.seq > this.highestSeq) this.highestSeq = envelope.seq;
+    else if (this.storedSeqs.has(envelope.seq)) {
+      // Redelivered although its block was stored (its ack was lost): acked again, not stored twice.
+      message.ack();
+      this.redeliveriesSkipped++;
+      return;
+    }
     if (this.retrying.size > 0) this.retrying.delete(envelope.seq);
     let value: T;
     let splitKey: string | undefined;
@@ -134,6 +154,7 @@ export class BlockRouter<T = Envelope> {
     const bytesBefore = buffer.bytes;
     try {
       buffer.append(value, envelope, this.ackHandleOf(message));
+      block.seqs.push(envelope.seq);
     } catch (error) {
       // The format refused the value (e.g. a CSV flatten that throws): nothing was appended.
       this.undecodable(message, envelope, error);
@@ -156,10 +177,11 @@ export class BlockRouter<T = Envelope> {
   private relieveBuffer(): void {
     let largest: OpenBlock<T> | undefined;
     let openBytes = 0;
+    // In-memory bytes: sealing a block whose body sits in its spill file would free nothing.
     for (const block of this.open.values()) {
       if (block.buffer.closed) continue;
-      openBytes += block.buffer.bytes;
-      if (!largest || block.buffer.bytes > largest.buffer.bytes) largest = block;
+      openBytes += block.buffer.memoryBytes;
+      if (!largest || block.buffer.memoryBytes > largest.buffer.memoryBytes) largest = block;
     }
     if (largest && openBytes >= this.options.maxBuffer / 2) this.full(largest, 'max-buffer');
     this.nextBufferCheck = this.bufferedBytes + Math.max(1, Math.floor(this.options.maxBuffer / 64));
@@ -189,6 +211,7 @@ export class BlockRouter<T = Envelope> {
     const letter: DeadLetter = { envelope, error: errorText(error), deliveries: envelope.deliveryCount, at: this.options.now() };
     const bytesBefore = block.buffer.bytes;
     block.buffer.append(letter, envelope, this.ackHandleOf(message));
+    block.seqs.push(envelope.seq);
     this.held++;
     this.bufferedBytes += block.buffer.bytes - bytesBefore;
     this.options.onUndecodable(envelope, error, 'dead-letter');
@@ -209,8 +232,10 @@ export class BlockRouter<T = Envelope> {
       streamConfig: {},
       deadLetter: true,
       now,
+      ...this.spillParams(),
     });
-    const block = { id: `dl${this.nextId++}`, buffer };
+    const block = { id: `dl${this.nextId++}`, buffer, seqs: [] };
+    this.seqsOf.set(buffer, block.seqs);
     this.deadLetters = block;
     this.options.onOpen(block.id, buffer as BlockBuffer<unknown>);
     return block;
@@ -227,10 +252,25 @@ export class BlockRouter<T = Envelope> {
     return seq;
   }
 
+  /** A block was stored: a redelivery of any of its messages is acked, not captured again. */
+  stored(buffer: BlockBuffer<unknown>): void {
+    const seqs = this.seqsOf.get(buffer);
+    if (!seqs) return;
+    this.storedSeqs.addAll(seqs);
+    this.seqsOf.delete(buffer);
+  }
+
+  /** The consumer's ack floor: nothing at or below it is delivered again, so the stored set forgets it. */
+  ackFloor(streamSeq: number): void {
+    this.storedSeqs.pruneBelow(streamSeq + 1);
+  }
+
   /** A block finished (acked, failed or abandoned): its messages no longer count as held. */
   release(buffer: BlockBuffer<unknown>): void {
+    this.seqsOf.delete(buffer);
     this.held -= buffer.count;
-    this.bufferedBytes -= buffer.bytes;
+    this.bufferedBytes -= buffer.memoryBytes;
+    void buffer.dispose(); // deletes its spill file, if any; no memory changes are reported after this
     this.nextBufferCheck = 0;
     if (this.deadLetters?.buffer === buffer) this.deadLetters = undefined;
     const block = this.open.get(buffer.splitKey);
@@ -239,11 +279,18 @@ export class BlockRouter<T = Envelope> {
 
   private openBlock(splitKey: string): OpenBlock<T> {
     const { stream, consumer, format, compression, now } = this.options;
-    const buffer = new BlockBuffer<T>({ stream, splitKey, consumer, format, compression, streamConfig: this.streamConfig, now });
-    const block = { id: `b${this.nextId++}`, buffer };
+    const buffer = new BlockBuffer<T>({ stream, splitKey, consumer, format, compression, streamConfig: this.streamConfig, now, ...this.spillParams() });
+    const block = { id: `b${this.nextId++}`, buffer, seqs: [] };
+    this.seqsOf.set(buffer, block.seqs);
     this.open.set(splitKey, block);
     this.options.onOpen(block.id, buffer as BlockBuffer<unknown>);
     return block;
+  }
+
+  /** With spilling on: the directory, and the callback that keeps bufferedBytes to memory only. */
+  private spillParams(): { spill?: SpillDirectory; onMemoryChange?: (delta: number) => void } {
+    const { spill } = this.options;
+    return spill ? { spill, onMemoryChange: (delta) => (this.bufferedBytes += delta) } : {};
   }
 
   private full(block: OpenBlock<T>, reason: SealReason): void {

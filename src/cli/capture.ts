@@ -8,8 +8,9 @@ import { Command, Option } from 'commander';
 import { createCapture } from '../../machines/create-capture.js';
 import { CAPTURE_DEFAULTS, defaultConsumerName, validateCaptureOptions, type CaptureOptions, type SplitBy } from '../capture/options.js';
 import type { CaptureHandle, CaptureReport } from '../capture/events.js';
+import { defaultSpillRoot } from '../capture/spill.js';
 import { COMPRESSION_NAMES } from '../compression/index.js';
-import { JetvaultError } from '../errors.js';
+import { JetvaultError, UsageError } from '../errors.js';
 import { FORMAT_NAMES } from '../formats/index.js';
 import type { Logger } from '../logger.js';
 import { createInspector, type Inspector } from '../observe/inspector.js';
@@ -34,6 +35,8 @@ export interface CaptureFlags extends StoreFlags {
   maxMessages?: number;
   maxBytes?: number;
   maxBuffer?: number;
+  /** `true` when the flag came without a directory. */
+  bufferToDisk?: string | true;
   idle?: number;
   splitBy?: string;
   once?: boolean;
@@ -68,6 +71,14 @@ export function captureCommand(ctx: CliContext): Command {
       `encoded bytes all unacked blocks may hold together; past it the largest open block seals (default ${formatSize(D.maxBufferBytes)})`,
       (v) => parseSize(v, '--max-buffer'),
     )
+    .option(
+      '--buffer-to-disk [dir]',
+      `spill the bodies of open blocks to files under dir, so memory holds only the chunk each is filling and --max-buffer counts memory only (default dir ${defaultSpillRoot()})`,
+      (v) => {
+        if (v.trim() === '') throw new UsageError(`--buffer-to-disk needs a directory (or no value for ${defaultSpillRoot()}), got ""`);
+        return v;
+      },
+    )
     .option('--idle <duration>', `seal a block that received nothing for this long (default ${formatDuration(D.idleMs)})`, (v) => parseDuration(v, '--idle'))
     .option('--split-by <how>', `one block series per: none, subject, header:NAME or field:PATH (default ${D.splitBy})`)
     .option('--once', 'capture what is pending now, store and ack it, then exit')
@@ -97,6 +108,7 @@ export function captureOptionsFrom(flags: CaptureFlags): Omit<CaptureOptions, 's
   if (flags.maxMessages !== undefined) options.maxMessages = flags.maxMessages;
   if (flags.maxBytes !== undefined) options.maxBytes = flags.maxBytes;
   if (flags.maxBuffer !== undefined) options.maxBufferBytes = flags.maxBuffer;
+  if (flags.bufferToDisk !== undefined) options.bufferDir = flags.bufferToDisk === true ? defaultSpillRoot() : flags.bufferToDisk;
   if (flags.recreateConsumer) options.recreateConsumer = true;
   if (flags.idle !== undefined) options.idleMs = flags.idle;
   if (flags.splitBy !== undefined) options.splitBy = flags.splitBy as SplitBy;

@@ -8,7 +8,7 @@ import { stringify } from 'csv-stringify/sync';
 import { envelopeTimeIso, parseTimeIso, type Envelope } from '../archive/envelope.js';
 import { UsageError } from '../errors.js';
 import { decodeBase64Data, encodeBase64 } from './base64.js';
-import type { BlockEncoder, BlockFormat } from './format.js';
+import { NO_CHUNKS, type BlockEncoder, type BlockFormat } from './format.js';
 
 /** The columns an envelope can be written as, in the default order; all of them make a block restorable. */
 export const ENVELOPE_CSV_COLUMNS = ['stream', 'seq', 'subject', 'time', 'delivery_count', 'headers', 'data'] as const;
@@ -49,7 +49,7 @@ function countCell(value: number, field: string): string {
 }
 
 class CsvEncoder<T> implements BlockEncoder<T> {
-  private readonly chunks: Buffer[] = [];
+  private chunks: Buffer[] = [];
   private pending = '';
   /** The header row is reported by the first write, so the write() counts add up to the body length. */
   private headerRow: string | null;
@@ -79,6 +79,14 @@ class CsvEncoder<T> implements BlockEncoder<T> {
       this.flush();
     }
     return this.chunks;
+  }
+
+  /** The chunks completed so far (see BlockEncoder.takeChunks); cheap when there are none. */
+  takeChunks(): Buffer[] {
+    const { chunks } = this;
+    if (chunks.length === 0 || this.finished) return NO_CHUNKS;
+    this.chunks = [];
+    return chunks;
   }
 
   private flush(): void {

@@ -4,7 +4,7 @@
  * so it can be inspected, fixed and republished by hand. Not restorable on purpose: restore never reads it.
  */
 import type { Envelope } from '../archive/envelope.js';
-import type { BlockEncoder, BlockFormat } from './format.js';
+import { NO_CHUNKS, type BlockEncoder, type BlockFormat } from './format.js';
 import { envelopeLine } from './ndjson.js';
 
 export interface DeadLetter {
@@ -17,10 +17,16 @@ export interface DeadLetter {
   at: number;
 }
 
+/** Lines are gathered into a string this long before one UTF-8 conversion, as the ndjson format does. */
+const CHUNK_CHARS = 256 * 1024;
+
 class DeadLetterEncoder implements BlockEncoder<DeadLetter> {
-  private readonly chunks: Buffer[] = [];
+  private chunks: Buffer[] = [];
+  private pending = '';
+  private finished = false;
 
   write(letter: DeadLetter): number {
+    if (this.finished) throw new Error('dead-letter encoder: write() after finish()');
     let message: string;
     try {
       message = envelopeLine(letter.envelope).trimEnd();
@@ -28,16 +34,32 @@ class DeadLetterEncoder implements BlockEncoder<DeadLetter> {
       // Even an envelope the ndjson writer refuses is kept: its bytes are what matters.
       message = JSON.stringify({ subject: letter.envelope.subject, data: Buffer.from(letter.envelope.data).toString('base64'), encodeError: String(error) });
     }
-    const line = Buffer.from(
-      `{"error":${JSON.stringify(letter.error)},"deliveries":${letter.deliveries},"dead_lettered_at":"${new Date(letter.at).toISOString()}","message":${message}}\n`,
-      'utf8',
-    );
-    this.chunks.push(line);
-    return line.length;
+    const line = `{"error":${JSON.stringify(letter.error)},"deliveries":${letter.deliveries},"dead_lettered_at":"${new Date(letter.at).toISOString()}","message":${message}}\n`;
+    this.pending += line;
+    if (this.pending.length >= CHUNK_CHARS) this.flush();
+    return Buffer.byteLength(line, 'utf8');
   }
 
   finish(): Buffer[] {
+    if (!this.finished) {
+      this.finished = true;
+      this.flush();
+    }
     return this.chunks;
+  }
+
+  /** The chunks completed so far (see BlockEncoder.takeChunks); cheap when there are none. */
+  takeChunks(): Buffer[] {
+    const { chunks } = this;
+    if (chunks.length === 0 || this.finished) return NO_CHUNKS;
+    this.chunks = [];
+    return chunks;
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    this.chunks.push(Buffer.from(this.pending, 'utf8'));
+    this.pending = '';
   }
 }
 

@@ -4,13 +4,13 @@
  */
 import { envelopeTimeIso, parseTimeIso, type Envelope } from '../archive/envelope.js';
 import { decodeBase64Data, encodeBase64 } from './base64.js';
-import type { BlockEncoder, BlockFormat } from './format.js';
+import { NO_CHUNKS, type BlockEncoder, type BlockFormat } from './format.js';
 
 /** Lines are gathered into a string this long before one UTF-8 conversion, not one Buffer per message. */
 const CHUNK_CHARS = 256 * 1024;
 
 class NdjsonEncoder implements BlockEncoder<Envelope> {
-  private readonly chunks: Buffer[] = [];
+  private chunks: Buffer[] = [];
   private pending = '';
   private finished = false;
 
@@ -28,6 +28,14 @@ class NdjsonEncoder implements BlockEncoder<Envelope> {
       this.flush();
     }
     return this.chunks;
+  }
+
+  /** The chunks completed so far (see BlockEncoder.takeChunks); cheap when there are none. */
+  takeChunks(): Buffer[] {
+    const { chunks } = this;
+    if (chunks.length === 0 || this.finished) return NO_CHUNKS;
+    this.chunks = [];
+    return chunks;
   }
 
   private flush(): void {

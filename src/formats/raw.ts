@@ -8,7 +8,7 @@
  * All integers little-endian. `length` counts the bytes after itself, so truncation is detectable.
  */
 import type { Envelope } from '../archive/envelope.js';
-import type { BlockEncoder, BlockFormat } from './format.js';
+import { NO_CHUNKS, type BlockEncoder, type BlockFormat } from './format.js';
 
 const MAGIC = 'JVR';
 const VERSION = '1';
@@ -25,7 +25,7 @@ const TWO_POW_32 = 0x1_0000_0000;
 const MAX_U64 = 0xffff_ffff_ffff_ffffn;
 
 class RawEncoder implements BlockEncoder<Envelope> {
-  private readonly chunks: Buffer[] = [];
+  private chunks: Buffer[] = [];
   private chunk: Buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   /** Integers go through a DataView: setBigUint64 is several times faster than Buffer#writeBigUInt64LE. */
   private view = viewOf(this.chunk);
@@ -83,6 +83,14 @@ class RawEncoder implements BlockEncoder<Envelope> {
       this.offset = 0;
     }
     return this.chunks;
+  }
+
+  /** The chunks completed so far (see BlockEncoder.takeChunks); cheap when there are none. */
+  takeChunks(): Buffer[] {
+    const { chunks } = this;
+    if (chunks.length === 0 || this.finished) return NO_CHUNKS;
+    this.chunks = [];
+    return chunks;
   }
 
   /** Makes sure the current chunk has `bytes` free; records never straddle chunks. */
