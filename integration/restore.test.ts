@@ -5,14 +5,17 @@
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StreamConfig } from '@nats-io/jetstream';
-import { headers, nanos } from '@nats-io/transport-node';
+import { connect, headers, nanos } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import type { Envelope } from '../src/archive/envelope.js';
 import { CorruptBlockError } from '../src/errors.js';
 import { FileStore } from '../src/stores/fs.js';
+import { TARGET_LOST_MESSAGE } from '../restore/republisher.js';
 import { restore, type RestoreReport } from '../restore/restore.js';
 import { readEnvelopes, useServerPair, writeArchive } from './helpers/archive.js';
-import { uniqueName } from './helpers/nats-server.js';
+import { startJetvault } from './helpers/cli.js';
+import { startNatsServer, uniqueName } from './helpers/nats-server.js';
+import { differences, readStream } from './helpers/streams.js';
 
 const pair = useServerPair('restore');
 const { tempDir } = pair;
@@ -271,5 +274,117 @@ describe('restore', () => {
     // Printed for the report; the assertion only guards against a pathological slowdown.
     process.stdout.write(`restore throughput: ${Math.round(20_000 / seconds)} msgs/s (${seconds.toFixed(2)} s for 20,000 x 100 B, durationMs ${Math.round(report.durationMs)})\n`);
     expect(seconds).toBeLessThan(30);
+  });
+
+  describe('a lost target', () => {
+    const mixedEnvelopes = (stream: string, count: number) =>
+      synthetic(stream, count, (seq) => (seq % 4 === 0 ? { headers: [['x-k', [`v${seq}`, 'second']]] } : seq % 9 === 0 ? { data: new Uint8Array() } : {}));
+
+    it('rides through a target restart on a connection the caller owns: nats.js reconnects it, restore waits and continues', { timeout: 40_000 }, async () => {
+      const server = await startNatsServer();
+      const nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+      try {
+        const stream = uniqueName('GIVEN');
+        const store = new FileStore(tempDir());
+        const envelopes = mixedEnvelopes(stream, 10_000);
+        await writeArchive(store, envelopes, { streamConfig: configFor(stream), maxMessages: 2_000 });
+        let restarted: Promise<void> | undefined;
+        const waiting: boolean[] = [];
+        const report = await restore({
+          from: store,
+          connection: nc,
+          onProgress: (p) => {
+            if (p.waitingForTarget !== (waiting.at(-1) ?? false)) waiting.push(p.waitingForTarget);
+            if (!restarted && p.messagesDone >= 3_000) restarted = server.restart();
+          },
+        });
+        await restarted;
+        expect(restarted).toBeDefined();
+        expect(report).toMatchObject({ messages: 10_000, reconnects: 1 });
+        expect(waiting).toEqual([true, false]);
+        // Restore neither closed nor replaced the caller's connection.
+        expect(nc.isClosed()).toBe(false);
+        const restored = await readStream(nc, stream);
+        expect(differences(envelopes, restored)).toEqual([]);
+        expect(restored.at(-1)?.seq).toBe(10_000);
+      } finally {
+        await nc.close();
+        await server.dispose();
+      }
+    });
+
+    it('gives up with JV_CONNECT_FAILED when the target stays away longer than reconnectTimeoutMs', async () => {
+      const server = await startNatsServer();
+      try {
+        const stream = uniqueName('GONE');
+        const store = new FileStore(tempDir());
+        await writeArchive(store, mixedEnvelopes(stream, 20_000), { streamConfig: configFor(stream), maxMessages: 5_000 });
+        let killed: Promise<void> | undefined;
+        let killedAt = 0;
+        const error = await restore({
+          from: store,
+          servers: server.url,
+          reconnectTimeoutMs: 1_500,
+          onProgress: (p) => {
+            if (!killed && p.messagesDone >= 2_000) {
+              killedAt = performance.now();
+              killed = server.kill();
+            }
+          },
+        }).catch((e: unknown) => e);
+        const failedAfterMs = performance.now() - killedAt;
+        await killed;
+        expect(error).toMatchObject({
+          code: 'JV_CONNECT_FAILED',
+          message: expect.stringMatching(new RegExp(`target stream ${stream} could not be reached for 1.5 s \\(reconnect timeout\\) after losing it: .*holds the first \\d+ messages`)),
+        });
+        expect(failedAfterMs).toBeGreaterThanOrEqual(1_500);
+        expect(failedAfterMs).toBeLessThan(1_500 + 2_500);
+      } finally {
+        await server.dispose();
+      }
+    });
+
+    it('CLI: restores through a target restart mid-publish, one warn line for the loss, the summary says so (needs npm run build)', { timeout: 40_000 }, async () => {
+      const server = await startNatsServer();
+      try {
+        const stream = uniqueName('CLIRS');
+        const dir = tempDir();
+        const envelopes = mixedEnvelopes(stream, 20_000);
+        await writeArchive(new FileStore(dir), envelopes, { streamConfig: configFor(stream), maxMessages: 5_000 });
+        // Restart once the target has received 2,000 of the 20,000 messages: a plain subscription sees them arrive.
+        const watcher = await connect({ servers: server.url });
+        const arrived = watcher.subscribe(`${stream.toLowerCase()}.>`, { max: 2_000 });
+        await watcher.flush();
+        const cli = startJetvault(['restore', '--from', dir, '--server', server.url, '--reconnect-timeout', '20s']);
+        let seen = 0;
+        for await (const _ of arrived) seen++;
+        expect(seen).toBe(2_000);
+        await watcher.close();
+        await server.restart();
+        const run = await cli.done;
+        expect(run.code, run.stderr).toBe(0);
+        // At the default log level the loss is the only log line.
+        const logLines = run.stderr
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as { level: number; msg: string; confirmed: number });
+        expect(logLines.map((l) => [l.level, l.msg])).toEqual([[40, TARGET_LOST_MESSAGE]]);
+        expect(logLines[0]?.confirmed).toBeGreaterThan(0);
+        expect(run.stdout).toMatch(new RegExp(`^restored 20000 messages from \\d+ blocks into ${stream} \\(created\\) in [\\d.]+ s; the target was lost once, restore waited [\\d.]+ s for it\\n$`));
+        // The final progress line.
+        expect(run.stderr).toMatch(/restore: 20000\/20000 messages \(100%\)/);
+        const nc = await connect({ servers: server.url });
+        try {
+          const restored = await readStream(nc, stream);
+          expect(differences(envelopes, restored)).toEqual([]);
+          expect(restored.at(-1)?.seq).toBe(20_000);
+        } finally {
+          await nc.close();
+        }
+      } finally {
+        await server.dispose();
+      }
+    });
   });
 });

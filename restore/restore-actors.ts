@@ -2,7 +2,6 @@
  * The work behind each state of the restore machine (restore-machine.ts), one promise actor per step.
  * Every actor honours two signals: its own (the machine stopped it) and the caller's.
  */
-import { jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { fromPromise } from 'xstate';
 import { JetvaultError, describeError } from '../src/errors.js';
@@ -12,8 +11,9 @@ import { openArchivedStream, type ArchivedStream } from './archive-reader.js';
 import { codecsFor, precheckBlocks, readBlock } from './block-reader.js';
 import { mergeBlocks, newMergeStats } from './merge.js';
 import { natsPublishTarget, republish } from './republisher.js';
-import { openConnection, type Owned } from './resources.js';
+import type { Owned } from './resources.js';
 import type { RestoreOptions, RestoreReport } from './restore.js';
+import { givenTargetLink, ownedTargetLink, type TargetLink } from './target-link.js';
 import { prepareTargetStream, type PreparedTarget } from './target-stream.js';
 
 /** Options with defaults applied and the store opened. */
@@ -27,6 +27,8 @@ export interface RestoreJob {
   append: boolean;
   precheck: boolean;
   maxInFlight: number;
+  /** How long to wait for a lost target before giving up (ms). */
+  reconnectTimeoutMs: number;
   logger: Logger;
   signal?: AbortSignal;
   onProgress?: RestoreOptions['onProgress'];
@@ -35,11 +37,9 @@ export interface RestoreJob {
   startedAt: number;
 }
 
-/** The open connection and the target stream, from `preparing` on. */
+/** The connection (replaced after a loss when restore owns it) and the target stream, from `preparing` on. */
 export interface RestoreSession {
-  connection: Owned<NatsConnection>;
-  jsm: JetStreamManager;
-  js: JetStreamClient;
+  link: TargetLink;
   target: PreparedTarget;
 }
 
@@ -81,30 +81,33 @@ export const checkBlocks = fromPromise<void, { job: RestoreJob; archive: Archive
   job.logger.info({ blocks: checked }, 'every block matches its checksum');
 });
 
+async function openLink(job: RestoreJob): Promise<TargetLink> {
+  if (!job.connection) return ownedTargetLink(job.servers as string | string[]);
+  try {
+    return await givenTargetLink(job.connection);
+  } catch (cause) {
+    throw new JetvaultError('JV_CONNECT_FAILED', `JetStream is not available on the target: ${describeError(cause)}`, { cause });
+  }
+}
+
 export const prepareTarget = fromPromise<RestoreSession, { job: RestoreJob; archive: ArchivedStream }>(async ({ input: { job, archive }, signal }) => {
   const combined = combinedSignal(signal, job.signal);
   combined.throwIfAborted();
-  const connection = await openConnection(job);
+  const link = await openLink(job);
   try {
     combined.throwIfAborted();
-    let jsm: JetStreamManager;
-    try {
-      jsm = await jetstreamManager(connection.value);
-    } catch (cause) {
-      throw new JetvaultError('JV_CONNECT_FAILED', `JetStream is not available on the target: ${describeError(cause)}`, { cause });
-    }
     const target = await prepareTargetStream({
-      jsm,
+      jsm: link.jsm,
       name: job.stream ?? archive.stream,
       archived: archive,
       create: job.create,
       append: job.append,
-      serverVersion: connection.value.info?.version,
+      serverVersion: link.nc.info?.version,
       logger: job.logger,
     });
-    return { connection, jsm, js: jsm.jetstream(), target };
+    return { link, target };
   } catch (error) {
-    await connection.release();
+    await link.release();
     throw error;
   }
 });
@@ -117,8 +120,17 @@ export const publishMessages = fromPromise<RestoreReport, { job: RestoreJob; arc
     const blocksTotal = archive.blocks.length;
     const messagesTotal = archive.messages;
     let published = 0;
+    let reconnects = 0;
+    let waitingForTarget = false;
     const progress = () =>
-      job.onProgress?.({ blocksDone: stats.blocksDone, blocksTotal, messagesDone: published + stats.skippedDuplicates, messagesTotal });
+      job.onProgress?.({
+        blocksDone: stats.blocksDone,
+        blocksTotal,
+        messagesDone: published + stats.skippedDuplicates,
+        messagesTotal,
+        reconnects,
+        waitingForTarget,
+      });
 
     const messages = mergeBlocks(archive.blocks, {
       open: (block) => readBlock(job.store.value, block, { signal: combined, ...(codecs.get(block.key) ? { codec: codecs.get(block.key) } : {}) }),
@@ -129,13 +141,23 @@ export const publishMessages = fromPromise<RestoreReport, { job: RestoreJob; arc
       stats,
     });
     const result = await republish(messages, {
-      target: natsPublishTarget(session.js, session.jsm, session.target.stream),
+      target: natsPublishTarget(session.link, session.target.stream),
       maxInFlight: job.maxInFlight,
+      reconnectTimeoutMs: job.reconnectTimeoutMs,
       logger: job.logger,
       signal: combined,
       onPublished: () => {
         published++;
         if (published % 1000 === 0) progress();
+      },
+      onTargetLost: () => {
+        waitingForTarget = true;
+        progress();
+      },
+      onTargetBack: () => {
+        waitingForTarget = false;
+        reconnects++;
+        progress();
       },
     });
     progress();
@@ -146,6 +168,8 @@ export const publishMessages = fromPromise<RestoreReport, { job: RestoreJob; arc
       blocks: archive.blocks.length,
       messages: result.published,
       skippedDuplicates: stats.skippedDuplicates,
+      reconnects: result.reconnects,
+      reconnectMs: Math.round(result.reconnectMs),
       durationMs: Math.max(0, job.now() - job.startedAt),
     };
     job.logger.info({ ...report, maxOpenBlocks: stats.maxOpenBlocks, repeatedMsgIds: result.repeatedMsgIds }, 'restore published every message');
@@ -156,7 +180,7 @@ export const publishMessages = fromPromise<RestoreReport, { job: RestoreJob; arc
 /** Closes what restore opened (connection, store); never fails the restore by itself failing. */
 export const releaseResources = fromPromise<void, { job: RestoreJob; session: RestoreSession | undefined }>(async ({ input: { job, session } }) => {
   await Promise.all([
-    session?.connection.release().catch((error: unknown) => job.logger.warn({ error: describeError(error) }, 'closing the connection failed')),
+    session?.link.release().catch((error: unknown) => job.logger.warn({ error: describeError(error) }, 'closing the connection failed')),
     job.store.release().catch((error: unknown) => job.logger.warn({ error: describeError(error) }, 'closing the store failed')),
   ]);
 });

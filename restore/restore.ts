@@ -1,6 +1,9 @@
 /**
  * restore(): republishes an archived stream into a NATS JetStream stream, in original stream order, with
  * every message exactly as captured. The steps are the restore machine's states (restore-machine.ts).
+ * Losing the target while publishing (a server restart, a dropped connection) is handled inside the
+ * publishing step (republisher.ts): restore waits for the target, asks it how far it got, and continues
+ * after the last message it holds.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createActor } from 'xstate';
@@ -9,6 +12,7 @@ import { silentLogger, type Logger } from '../src/logger.js';
 import type { Store } from '../src/stores/store.js';
 import type { RestoreJob } from './restore-actors.js';
 import { restoreMachine } from './restore-machine.js';
+import { DEFAULT_RECONNECT_TIMEOUT_MS } from './republisher.js';
 import { openStore } from './resources.js';
 
 export interface RestoreProgress {
@@ -16,6 +20,10 @@ export interface RestoreProgress {
   blocksTotal: number;
   messagesDone: number;
   messagesTotal: number;
+  /** Times the target was lost and restore continued after the last message it held. */
+  reconnects: number;
+  /** True from losing the target until it answers again (one event each way). */
+  waitingForTarget: boolean;
 }
 
 export interface RestoreOptions {
@@ -37,6 +45,13 @@ export interface RestoreOptions {
   precheck?: boolean;
   /** Publish window (default 256). */
   maxInFlight?: number;
+  /**
+   * How long to wait for a lost target (server restart, dropped connection) before failing with
+   * JV_CONNECT_FAILED, in ms, counted from noticing the loss (default 60 s; 0: one attempt). Restore
+   * redials a connection it opened, and notices the loss at once; a given `connection` must reconnect by
+   * its own policy, and the loss is noticed when pending publishes time out (5 s).
+   */
+  reconnectTimeoutMs?: number;
   logger?: Logger;
   signal?: AbortSignal;
   onProgress?: (p: RestoreProgress) => void;
@@ -51,10 +66,14 @@ export interface RestoreReport {
   messages: number;
   /** Messages held twice in the archive (overlapping blocks after a crash) and published once. */
   skippedDuplicates: number;
+  /** Times the target was lost and restore continued after the last message it held. */
+  reconnects: number;
+  /** Time spent waiting for a lost target, in ms. */
+  reconnectMs: number;
   durationMs: number;
 }
 
-export const RESTORE_DEFAULTS = { create: true, append: false, precheck: true, maxInFlight: 256 } as const;
+export const RESTORE_DEFAULTS = { create: true, append: false, precheck: true, maxInFlight: 256, reconnectTimeoutMs: DEFAULT_RECONNECT_TIMEOUT_MS } as const;
 
 const STREAM_NAME = /^[^\s.*>/\\]+$/;
 
@@ -69,6 +88,9 @@ function validate(options: RestoreOptions): void {
   }
   if (options.maxInFlight !== undefined && (!Number.isSafeInteger(options.maxInFlight) || options.maxInFlight <= 0)) {
     throw new UsageError(`maxInFlight must be a positive integer, got ${options.maxInFlight}`);
+  }
+  if (options.reconnectTimeoutMs !== undefined && (!Number.isSafeInteger(options.reconnectTimeoutMs) || options.reconnectTimeoutMs < 0)) {
+    throw new UsageError(`reconnectTimeoutMs must be a non-negative integer (ms), got ${options.reconnectTimeoutMs}`);
   }
 }
 
@@ -87,6 +109,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     append: options.append ?? RESTORE_DEFAULTS.append,
     precheck: options.precheck ?? RESTORE_DEFAULTS.precheck,
     maxInFlight: options.maxInFlight ?? RESTORE_DEFAULTS.maxInFlight,
+    reconnectTimeoutMs: options.reconnectTimeoutMs ?? RESTORE_DEFAULTS.reconnectTimeoutMs,
     logger,
     now,
     startedAt: now(),

@@ -9,7 +9,7 @@ import type { RestoreReport } from '../restore/restore.js';
 
 const archive = { stream: 'SRC', blocks: [], messages: 0, firstSeq: 1, lastSeq: 1 } as unknown as ArchivedStream;
 const session = { target: { stream: 'DST', created: true } } as unknown as RestoreSession;
-const report: RestoreReport = { sourceStream: 'SRC', targetStream: 'DST', createdStream: true, blocks: 0, messages: 0, skippedDuplicates: 0, durationMs: 1 };
+const report: RestoreReport = { sourceStream: 'SRC', targetStream: 'DST', createdStream: true, blocks: 0, messages: 0, skippedDuplicates: 0, reconnects: 0, reconnectMs: 0, durationMs: 1 };
 
 function job(precheck: boolean): RestoreJob {
   return { precheck, logger: silentLogger() } as unknown as RestoreJob;
