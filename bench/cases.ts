@@ -1,33 +1,24 @@
 /**
- * One round of bench cases, in order, each baseline right before its jetvault counterparts:
- * fill → bare consume+ack → capture (library, each format+compression) → capture (CLI)
- * → bare publish → restore → verify. The round deletes its streams at the end, so a warm-up round
- * leaves the servers as it found them.
+ * Runs one section of the plan: fills its source stream, then its steps in order, each baseline right
+ * before its jetvault counterparts: bare consume+ack → capture (library, then CLI) → bare publish →
+ * restore → verify. Every capture gets a fresh durable consumer, deleted afterwards, so each case finds
+ * the same server state; the section deletes its streams at the end.
  */
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { NatsServer } from '../src/cli/local-nats-server.js';
 import { createCapture, FileStore, restore, verify, type CaptureReport, type Store } from '../src/index.js';
-import { bareConsume, barePublish, fillStream, PAYLOAD_BYTES, streamConfig, timeoutFor } from './baselines.js';
+import { bareConsume, barePublish } from './baselines.js';
 import type { Cleanup } from './cleanup.js';
-import { CHILD_USAGE_MARKER, measure, within, type ChildUsage, type Sample, type ServerCpu } from './measure.js';
+import { cliCapture, type CliCapture } from './cli.js';
+import { measure, within, type Sample, type ServerCpu } from './measure.js';
+import { stepName, type Section, type Step } from './plan.js';
 import type { CaseResult } from './report.js';
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-/** This file runs as dist/bench/cases.js. */
-const CLI = path.resolve(HERE, '../src/cli/main.js');
-const CHILD_USAGE_HOOK = pathToFileURL(path.join(HERE, 'child-usage.js')).href;
-const BLOCK_MESSAGES = 100_000;
-
-type Format = 'raw' | 'ndjson';
-type CompressionName = 'none' | 'gzip' | 'snappy';
+import { fillStream, streamConfig, timeoutFor } from './workload.js';
 
 export interface Bench {
-  /** Holds the source stream; capture and verify read from it. */
+  /** Holds the source streams; capture and verify read from it. */
   source: NatsServer;
   /** Restore republishes to the archived subjects, so it needs a server without the source stream. */
   target: NatsServer;
@@ -37,21 +28,24 @@ export interface Bench {
   cleanup: Cleanup;
 }
 
-export interface Round {
-  messages: number;
-  /** Prefix of every stream name, so rounds never share a stream. */
-  prefix: string;
-  captures: ReadonlyArray<readonly [Format, CompressionName]>;
-  onResult?: (result: CaseResult) => void;
-}
+type CaptureStep = Extract<Step, { kind: 'capture' }>;
 
-function result(name: string, messages: number, sample: Sample, extra: Partial<CaseResult> = {}): CaseResult {
+/** A finished case before it becomes a row: its sample and whatever it adds to the row. */
+type Outcome = { sample: Sample } & Partial<Omit<CaseResult, 'section' | 'name' | 'payloadBytes' | 'keys' | 'messages'>>;
+
+export function caseResult(section: Pick<Section, 'name' | 'workload'>, name: string, outcome: Outcome): CaseResult {
+  const { sample, ...extra } = outcome;
+  const { messages, payloadBytes, keys } = section.workload;
   return {
+    section: section.name,
     name,
+    payloadBytes,
+    keys,
     messages,
     seconds: sample.seconds,
     msgsPerSec: messages / sample.seconds,
-    mbPerSec: (messages * PAYLOAD_BYTES) / 1e6 / sample.seconds,
+    mbPerSec: (messages * payloadBytes) / 1e6 / sample.seconds,
+    measured: 'bench',
     cpuSeconds: sample.cpuSeconds,
     serverCpuSeconds: sample.serverCpuSeconds,
     peakRssMiB: sample.peakRssMiB,
@@ -60,167 +54,173 @@ function result(name: string, messages: number, sample: Sample, extra: Partial<C
   };
 }
 
-const ratioTo = (baseline: CaseResult, msgsPerSec: number) => ({ to: baseline.name, value: msgsPerSec / baseline.msgsPerSec });
-
 function expectAll(what: string, got: number, messages: number): void {
   if (got !== messages) throw new Error(`${what} handled ${got} messages, expected ${messages}`);
 }
 
-interface CaptureOutcome {
-  report: CaptureReport;
-  /** Seal reason → blocks: block sizes depend on more than maxMessages (ack-pending seals at half of max_ack_pending). */
-  seals: Record<string, number>;
-}
-
-/** A library capture --once into a fresh FileStore; stopped if it overruns, so it cannot hang the bench. */
-async function captureOnce(url: string, stream: string, consumer: string, dir: string, format: Format, compression: CompressionName, messages: number): Promise<CaptureOutcome> {
-  const store: Store = new FileStore(dir);
-  const handle = createCapture({ servers: url, stream, consumer, store, format, compression, once: true, maxMessages: BLOCK_MESSAGES });
-  const seals: Record<string, number> = {};
-  handle.on('block.sealed', (e) => (seals[e.reason] = (seals[e.reason] ?? 0) + 1));
-  try {
-    return { report: await within(handle.done, timeoutFor(messages), `capture ${format}+${compression}`), seals };
-  } catch (error) {
-    await handle.stop();
-    throw error;
-  } finally {
-    await store.close?.();
-  }
-}
-
-interface ChildRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runNode(args: string[], timeoutMs: number): Promise<ChildRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Median wall time of `jetvault --version`: node start plus loading every module of the CLI. */
-async function cliStartupSeconds(): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    const run = await runNode([CLI, '--version'], 30_000);
-    if (run.code !== 0) throw new Error(`jetvault --version exited ${run.code}: ${run.stderr.slice(-500)}`);
-    times.push((performance.now() - t0) / 1000);
-  }
-  return times.sort((a, b) => a - b)[1]!;
-}
-
-function childUsage(stderr: string): ChildUsage | undefined {
-  const line = stderr.split('\n').find((l) => l.startsWith(CHILD_USAGE_MARKER));
-  return line ? (JSON.parse(line.slice(CHILD_USAGE_MARKER.length)) as ChildUsage) : undefined;
-}
-
-export async function runRound(bench: Bench, round: Round): Promise<CaseResult[]> {
-  const { source, target, nc, nc2, serverCpu, cleanup } = bench;
-  const n = round.messages;
-  const sourceStream = `${round.prefix}BENCH`;
-  const publishStream = `${round.prefix}PUB`;
-  const restoreStream = `${round.prefix}R1`;
-  const jsm = await jetstreamManager(nc);
-  const jsm2 = await jetstreamManager(nc2);
-  const results: CaseResult[] = [];
-  const done = (r: CaseResult) => {
-    results.push(r);
-    round.onResult?.(r);
-    return r;
+/** The CLI rows' CPU and RSS are the children's, not the bench's: summed CPU, the largest peak. */
+export function cliUsage(runs: readonly CliCapture[]): Pick<CaseResult, 'measured' | 'cpuSeconds' | 'peakRssMiB'> {
+  const usages = runs.map((r) => r.usage);
+  return {
+    measured: 'cli',
+    cpuSeconds: usages.reduce((sum, u) => sum + (u?.cpuSeconds ?? Number.NaN), 0),
+    peakRssMiB: Math.max(...usages.map((u) => u?.peakRssMiB ?? Number.NaN)),
   };
+}
 
-  await fillStream(nc, sourceStream, n);
+/** Everything a section's steps share while it runs. */
+class SectionRun {
+  readonly results: CaseResult[] = [];
+  readonly stream: string;
+  private readonly publishStream: string;
+  private readonly restoreStream: string;
+  private consumeBaseline: CaseResult | undefined;
+  private publishBaseline: CaseResult | undefined;
+  /** The library's raw+none capture, which restore and verify read. */
+  private archiveDir: string | undefined;
 
-  // Capture: the bare loop, then the library, then the CLI. Each consumer is deleted after its case, so
-  // every case finds the same server state.
-  const consumed = await measure(serverCpu, () => bareConsume(nc, sourceStream, 'bare_consume', n));
-  const consumeBaseline = result('bare consume+ack', n, consumed.sample);
-  consumeBaseline.notes.push('includes creating the consumer; ends when the ack flush returns');
-  if (consumed.value.ackPendingAfter > 0) consumeBaseline.notes.push(`${consumed.value.ackPendingAfter} acks still pending at the server after the flush`);
-  done(consumeBaseline);
+  constructor(
+    private readonly bench: Bench,
+    private readonly section: Section,
+    streamPrefix: string,
+    private readonly jsm: JetStreamManager,
+    private readonly jsm2: JetStreamManager,
+  ) {
+    this.stream = `${streamPrefix}S`;
+    this.publishStream = `${streamPrefix}P`;
+    this.restoreStream = `${streamPrefix}R`;
+  }
 
-  let archiveDir: string | undefined;
-  for (const [format, compression] of round.captures) {
-    const dir = cleanup.tempDir('jv-bench-store-');
+  private get messages(): number {
+    return this.section.workload.messages;
+  }
+
+  private row(step: Step, outcome: Outcome, baseline?: CaseResult): CaseResult {
+    const r = caseResult(this.section, stepName(step), outcome);
+    if (baseline) r.ratio = { to: baseline.name, value: r.msgsPerSec / baseline.msgsPerSec };
+    return r;
+  }
+
+  async run(step: Step): Promise<CaseResult> {
+    const r = await this.runStep(step);
+    this.results.push(r);
+    return r;
+  }
+
+  private async runStep(step: Step): Promise<CaseResult> {
+    const { serverCpu } = this.bench;
+    const n = this.messages;
+    switch (step.kind) {
+      case 'bare-consume': {
+        const { value, sample } = await measure(serverCpu, () => bareConsume(this.bench.nc, this.stream, 'bare_consume', n));
+        this.consumeBaseline = this.row(step, { sample });
+        if (value.ackPendingAfter > 0) this.consumeBaseline.notes.push(`${value.ackPendingAfter} acks still pending at the server after the flush`);
+        return this.consumeBaseline;
+      }
+      case 'capture':
+        return step.via === 'lib' ? this.libCapture(step) : this.cliCapture(step);
+      case 'bare-publish': {
+        const { nc2 } = this.bench;
+        await this.jsm2.streams.add(streamConfig(this.publishStream));
+        const { sample } = await measure(serverCpu, () => within(barePublish(nc2, this.section.workload), timeoutFor(n), 'bare publish'));
+        // Its subjects overlap the restore target's, which the server refuses while both exist.
+        await this.jsm2.streams.delete(this.publishStream);
+        this.publishBaseline = this.row(step, { sample });
+        return this.publishBaseline;
+      }
+      case 'restore': {
+        const from = this.archive();
+        const { value, sample } = await measure(serverCpu, () => within(restore({ from, servers: this.bench.target.url, stream: this.restoreStream }), timeoutFor(n), 'restore'));
+        expectAll('restore', value.messages, n);
+        await this.jsm2.streams.delete(this.restoreStream);
+        return this.row(step, { sample }, this.publishBaseline);
+      }
+      case 'verify': {
+        const from = this.archive();
+        const { value, sample } = await measure(serverCpu, () => within(verify({ from, servers: this.bench.source.url, stream: this.stream }), timeoutFor(n), 'verify'));
+        if (!value.ok) throw new Error(`verify found differences: ${JSON.stringify(value.differences.slice(0, 3))}`);
+        expectAll('verify', value.archivedMessages, n);
+        return this.row(step, { sample });
+      }
+    }
+  }
+
+  private archive(): string {
+    if (!this.archiveDir) throw new Error(`section ${this.section.name}: restore and verify need the library's raw+none capture first`);
+    return this.archiveDir;
+  }
+
+  /** A library capture --once into a fresh FileStore; stopped if it overruns, so it cannot hang the bench. */
+  private async libCapture(step: CaptureStep): Promise<CaseResult> {
+    const { format, compression } = step;
+    const dir = this.bench.cleanup.tempDir('jv-bench-store-');
     const consumer = `lib_${format}_${compression}`;
-    const captured = await measure(serverCpu, () => captureOnce(source.url, sourceStream, consumer, dir, format, compression, n));
-    const { report, seals } = captured.value;
-    expectAll(`capture ${format}+${compression}`, report.messages, n);
-    await jsm.consumers.delete(sourceStream, consumer);
-    const r = result(`capture lib ${format}+${compression}`, n, captured.sample, { storedBytes: report.storedBytes });
-    r.ratio = ratioTo(consumeBaseline, r.msgsPerSec);
-    if (format === 'raw' && compression === 'none') r.notes.push('includes connecting and the --once caught-up check (consumer info polls)');
-    r.notes.push(`${report.blocks} block${report.blocks === 1 ? '' : 's'}, sealed by ${Object.entries(seals).map(([reason, k]) => `${reason} ×${k}`).join(', ')}`);
-    if (report.abandonedBlocks > 0) r.notes.push(`${report.abandonedBlocks} blocks abandoned`);
-    done(r);
-    // The raw+none archive is what restore and verify read; the others only take disk space.
-    if (format === 'raw' && compression === 'none') archiveDir = dir;
+    const seals: Record<string, number> = {};
+    const once = async (): Promise<CaptureReport> => {
+      const store: Store = new FileStore(dir);
+      const handle = createCapture({ servers: this.bench.source.url, stream: this.stream, consumer, store, format, compression, once: true });
+      handle.on('block.sealed', (e) => (seals[e.reason] = (seals[e.reason] ?? 0) + 1));
+      try {
+        return await within(handle.done, timeoutFor(this.messages), `capture ${format}+${compression}`);
+      } catch (error) {
+        await handle.stop();
+        throw error;
+      } finally {
+        await store.close?.();
+      }
+    };
+    const { value: report, sample } = await measure(this.bench.serverCpu, once);
+    expectAll(`capture ${format}+${compression}`, report.messages, this.messages);
+    await this.jsm.consumers.delete(this.stream, consumer);
+    if (format === 'raw' && compression === 'none') this.archiveDir = dir;
     else rmSync(dir, { recursive: true, force: true });
+    const r = this.row(step, { sample, blocks: report.blocks, seals, storedBytes: report.storedBytes }, this.consumeBaseline);
+    if (report.abandonedBlocks > 0) r.notes.push(`${report.abandonedBlocks} blocks abandoned`);
+    return r;
   }
-  if (!archiveDir) throw new Error('the round has no raw+none capture, which restore and verify need');
 
-  const startup = await cliStartupSeconds();
-  {
-    const dir = cleanup.tempDir('jv-bench-cli-');
-    const consumer = 'cli_raw_none';
-    const args = ['--import', CHILD_USAGE_HOOK, CLI, 'capture', '--server', source.url, '--stream', sourceStream, '--consumer', consumer, '--store', dir, '--once', '--max-messages', String(BLOCK_MESSAGES)];
-    const ran = await measure(serverCpu, () => runNode(args, timeoutFor(n)));
-    if (ran.value.code !== 0) throw new Error(`jetvault capture exited ${ran.value.code}: ${ran.value.stderr.slice(-1000)}`);
-    expectAll('CLI capture', Number(/captured (\d+) message/.exec(ran.value.stdout)?.[1] ?? -1), n);
-    await jsm.consumers.delete(sourceStream, consumer);
+  /** `jetvault capture --once` in one or more processes at once, all on the same durable consumer and store. */
+  private async cliCapture(step: CaptureStep): Promise<CaseResult> {
+    const { format, compression, processes } = step;
+    const dir = this.bench.cleanup.tempDir('jv-bench-cli-');
+    const consumer = `cli_${format}_${compression}_${processes}`;
+    const args = ['--server', this.bench.source.url, '--stream', this.stream, '--consumer', consumer, '--store', dir, '--once', '--format', format, '--compression', compression];
+    if (step.idle) args.push('--idle', step.idle);
+    const { value: runs, sample } = await measure(this.bench.serverCpu, () => Promise.all(Array.from({ length: processes }, () => cliCapture(args, timeoutFor(this.messages)))));
+    expectAll(`CLI capture ${format}+${compression} ×${processes}`, runs.reduce((sum, r) => sum + r.messages, 0), this.messages);
+    await this.jsm.consumers.delete(this.stream, consumer);
     rmSync(dir, { recursive: true, force: true });
-    const usage = childUsage(ran.value.stderr);
-    // CPU and RSS of the CLI process itself, not of the bench that spawned it.
-    const r = result('capture CLI raw+none', n, ran.sample, {
-      storedBytes: Number(/\((\d+) bytes\)/.exec(ran.value.stdout)?.[1] ?? Number.NaN),
-      cpuSeconds: usage?.cpuSeconds ?? Number.NaN,
-      peakRssMiB: usage?.peakRssMiB ?? Number.NaN,
-    });
-    r.ratio = ratioTo(consumeBaseline, r.msgsPerSec);
-    const withoutStartup = n / (ran.sample.seconds - startup);
-    r.notes.push(
-      `wall clock of the whole process; start-up alone (jetvault --version, median of 3) ${startup.toFixed(2)} s`,
-      `without start-up: ${Math.round(withoutStartup).toLocaleString('en-US')} msgs/s, ${(withoutStartup / consumeBaseline.msgsPerSec).toFixed(2)}× bare`,
-      'CPU s and peak RSS are those of the CLI process',
+    const r = this.row(
+      step,
+      { sample, ...cliUsage(runs), blocks: runs.reduce((sum, run) => sum + run.blocks, 0), storedBytes: runs.reduce((sum, run) => sum + run.storedBytes, 0) },
+      this.consumeBaseline,
     );
-    done(r);
+    if (step.idle) r.notes.push(`with --idle ${step.idle}`);
+    if (processes > 1) {
+      r.notes.push(
+        `messages per process: ${runs.map((run) => run.messages.toLocaleString('en-US')).join(' + ')}; CPU s summed, peak RSS of the larger`,
+        `includes up to ${step.idle ?? 'the --idle time'} plus a tick at the end: --once in each waits for the other's unacked block until an idle seal`,
+      );
+      const single = this.results.find((p) => p.measured === 'cli' && p.name === stepName({ ...step, processes: 1 }));
+      if (single) r.notes.push(`${(r.msgsPerSec / single.msgsPerSec).toFixed(2)}× the msgs/s of one process`);
+    }
+    return r;
   }
 
-  // Restore: the bare loop, then the library, both into the target server.
-  await jsm2.streams.add(streamConfig(publishStream));
-  const published = await measure(serverCpu, () => within(barePublish(nc2, n), timeoutFor(n), 'bare publish'));
-  const publishBaseline = done(result('bare publish (256 in flight)', n, published.sample));
-  // Its subjects overlap the restore target's, which the server refuses while both exist.
-  await jsm2.streams.delete(publishStream);
+  async end(): Promise<void> {
+    if (this.archiveDir) rmSync(this.archiveDir, { recursive: true, force: true });
+    await this.jsm.streams.delete(this.stream);
+  }
+}
 
-  const from = archiveDir;
-  const restored = await measure(serverCpu, () => within(restore({ from, servers: target.url, stream: restoreStream }), timeoutFor(n), 'restore'));
-  expectAll('restore', restored.value.messages, n);
-  const r = result('restore raw+none', n, restored.sample);
-  r.ratio = ratioTo(publishBaseline, r.msgsPerSec);
-  r.notes.push('includes checksumming every block first (precheck) and creating the stream');
-  done(r);
-
-  const verified = await measure(serverCpu, () => within(verify({ from, servers: source.url, stream: sourceStream }), timeoutFor(n), 'verify'));
-  if (!verified.value.ok) throw new Error(`verify found differences: ${JSON.stringify(verified.value.differences.slice(0, 3))}`);
-  expectAll('verify', verified.value.archivedMessages, n);
-  done(result('verify raw+none', n, verified.sample)).notes.push(`${verified.value.mode} mode: reads the archive and the whole source stream`);
-
-  rmSync(archiveDir, { recursive: true, force: true });
-  await jsm.streams.delete(sourceStream);
-  await jsm2.streams.delete(restoreStream);
-  return results;
+/** Fills the section's stream, runs its steps, deletes its streams; onResult sees each row as it is made. */
+export async function runSection(bench: Bench, section: Section, streamPrefix: string, onResult?: (r: CaseResult) => void): Promise<CaseResult[]> {
+  const run = new SectionRun(bench, section, streamPrefix, await jetstreamManager(bench.nc), await jetstreamManager(bench.nc2));
+  await fillStream(bench.nc, run.stream, section.workload);
+  for (const step of section.steps) {
+    const result = await run.run(step);
+    onResult?.(result);
+  }
+  await run.end();
+  return run.results;
 }

@@ -21,26 +21,47 @@ export interface Machine {
   loadAfter?: number;
 }
 
+/** One sample of the memory case: the CLI's RSS against how far the consumer had delivered. */
+export interface RssPoint {
+  seconds: number;
+  delivered: number;
+  rssMiB: number;
+}
+
 export interface CaseResult {
+  /** The section (workload) it belongs to: `100B-64keys`, `scale/100B-1000keys`, `memory/100B-1key`. */
+  section: string;
+  /** The step, e.g. `capture CLI csv+gzip`; `section name` is the full name --filter matches. */
   name: string;
+  payloadBytes: number;
+  /** Subjects in the stream, hence split keys of the capture. */
+  keys: number;
   messages: number;
   seconds: number;
   msgsPerSec: number;
   /** Payload bytes (10^6) per second; subjects and headers not counted. */
   mbPerSec: number;
-  /** Throughput divided by the named baseline's, measured in the same run. */
+  /** Throughput divided by that of the named baseline of the same section, measured in the same run. */
   ratio?: { to: string; value: number };
+  blocks?: number;
+  /** Seal reason → blocks (library captures only). */
+  seals?: Record<string, number>;
   storedBytes?: number;
+  /** Whose CPU and RSS these are: the bench process, or the CLI child process(es). */
+  measured: 'bench' | 'cli';
   cpuSeconds: number;
   serverCpuSeconds: number | undefined;
   peakRssMiB: number;
   notes: string[];
+  rssProfile?: RssPoint[];
 }
 
 export interface BenchReport {
   startedAt: string;
   machine: Machine;
-  options: { messages: number; payloadBytes: number; quick: boolean };
+  options: { quick: boolean; messages: number; memoryMessages: number; only: string[]; filter?: string };
+  /** Median wall time of `jetvault --version`, included in every CLI row's time. */
+  cliStartupSeconds?: number;
   cases: CaseResult[];
 }
 
@@ -82,15 +103,19 @@ export function machineLines(m: Machine): string[] {
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const fixed = (n: number | undefined, digits: number) => (n === undefined ? '–' : n.toFixed(digits));
 
+const subjectCount = (keys: number) => `${int(keys)} subject${keys === 1 ? '' : 's'}`;
+
+/** One table, a heading line before each section's rows; then the rows' notes. */
 export function formatTable(cases: readonly CaseResult[]): string {
-  const header = ['case', 'msgs', 's', 'msgs/s', 'MB/s', 'ratio', 'stored MB', 'CPU s', 'server CPU s', 'peak RSS MiB'];
+  const header = ['case', 'msgs', 's', 'msgs/s', 'MB/s', 'ratio', 'blocks', 'stored MB', 'CPU s', 'server CPU s', 'peak RSS MiB'];
   const rows = cases.map((c) => [
-    c.name,
+    `  ${c.name}`,
     int(c.messages),
     fixed(c.seconds, 2),
     int(c.msgsPerSec),
     fixed(c.mbPerSec, 1),
     c.ratio ? `${c.ratio.value.toFixed(2)}×` : '',
+    c.blocks === undefined ? '' : int(c.blocks),
     c.storedBytes === undefined ? '' : fixed(c.storedBytes / 1e6, 1),
     fixed(c.cpuSeconds, 2),
     fixed(c.serverCpuSeconds, 2),
@@ -99,8 +124,13 @@ export function formatTable(cases: readonly CaseResult[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   // The case name reads best left-aligned, numbers right-aligned.
   const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
-  const notes = cases.flatMap((c) => c.notes.map((n) => `  ${c.name}: ${n}`));
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line), ...(notes.length > 0 ? ['', 'notes:', ...notes] : [])].join('\n');
+  const body: string[] = [];
+  cases.forEach((c, i) => {
+    if (c.section !== cases[i - 1]?.section) body.push(`${c.section}: ${c.payloadBytes}-byte messages on ${subjectCount(c.keys)}`);
+    body.push(line(rows[i]!));
+  });
+  const notes = cases.flatMap((c) => c.notes.map((n) => `  ${c.section} ${c.name}: ${n}`));
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body, ...(notes.length > 0 ? ['', 'notes:', ...notes] : [])].join('\n');
 }
 
 /** Writes bench/results/<ISO timestamp>.json and returns its path. */
