@@ -14,9 +14,9 @@ import type { SealReason } from '../src/archive/manifest.js';
 import type { BlockBuffer } from '../src/capture/block-buffer.js';
 import type { CaptureEvent, CaptureReport } from '../src/capture/events.js';
 import { BlockRouter, type RouterOptions, type UndecodableAction } from '../src/capture/router.js';
-import { JetvaultError } from '../src/errors.js';
+import { describeError, JetvaultError } from '../src/errors.js';
 import type { Store } from '../src/stores/store.js';
-import { checkStore, ticker, watchCaughtUp, watchConsumerInfo } from './actors/supervisor-actors.js';
+import { checkStore, recoverStored, ticker, watchCaughtUp, watchConsumerInfo } from './actors/supervisor-actors.js';
 import { blockMachine, type BlockParentEvent, type BlockRetryPolicy } from './block-machine.js';
 import { connectionMachine, type ConnectionParentEvent } from './connection-machine.js';
 import { subscriptionMachine, type SubscriptionParentEvent } from './subscription-machine.js';
@@ -50,6 +50,8 @@ export interface CaptureSupervisorContext extends Omit<CaptureSupervisorInput, '
   consumerInfo: ConsumerInfo | undefined;
   lastSeqAtStart: number;
   ackWaitMs: number;
+  /** Set at the first bind when the consumer has unacknowledged messages (an earlier run crashed). */
+  recovery: { floorSeq: number } | undefined;
   blocks: Record<string, { ref: BlockRef; buffer: BlockBuffer<unknown> }>;
   startedAt: number;
   messages: number;
@@ -103,7 +105,16 @@ export const captureSupervisorMachine = setup({
     output: {} as CaptureSupervisorOutput,
     emitted: {} as CaptureEvent,
   },
-  actors: { connection: connectionMachine, subscription: subscriptionMachine, block: blockMachine, ticker, watchCaughtUp, checkStore, watchConsumerInfo },
+  actors: {
+    connection: connectionMachine,
+    subscription: subscriptionMachine,
+    block: blockMachine,
+    ticker,
+    watchCaughtUp,
+    checkStore,
+    watchConsumerInfo,
+    recoverStored,
+  },
   guards: {
     isOnce: ({ context }) => context.once,
     connected: ({ context }) => context.nc !== undefined,
@@ -193,8 +204,13 @@ export const captureSupervisorMachine = setup({
         { maxAckPending: event.info.config.max_ack_pending ?? -1, maxDeliver: event.info.config.max_deliver ?? -1 },
         context.nc,
       );
+      // First bind with messages delivered and never acked: a crashed run may have stored some of them.
+      const firstBind = context.consumerInfo === undefined;
+      const recover = firstBind && (event.info.num_ack_pending > 0 || event.info.num_redelivered > 0);
+      if (recover) context.router.beginRecovery();
       enqueue.assign({
         consumerInfo: event.info,
+        ...(recover ? { recovery: { floorSeq: event.info.ack_floor.stream_seq } } : {}),
         ackWaitMs,
         lastSeqAtStart: context.consumerInfo ? context.lastSeqAtStart : event.streamInfo.state.last_seq,
       });
@@ -240,6 +256,7 @@ export const captureSupervisorMachine = setup({
     consumerInfo: undefined,
     lastSeqAtStart: 0,
     ackWaitMs: input.create.ackWaitMs,
+    recovery: undefined,
     blocks: {},
     startedAt: input.now(),
     messages: 0,
@@ -373,6 +390,38 @@ export const captureSupervisorMachine = setup({
           invoke: [
             { src: 'ticker', input: ({ context }) => ({ intervalMs: tickIntervalMs(context) }) },
             {
+              src: 'recoverStored',
+              input: ({ context }) => ({
+                needed: context.recovery !== undefined,
+                store: context.store,
+                stream: context.stream,
+                floorSeq: context.recovery?.floorSeq ?? 0,
+              }),
+              onDone: {
+                actions: enqueueActions(({ context, event, enqueue }) => {
+                  if (!context.recovery) return;
+                  context.router.endRecovery(event.output.seqs);
+                  enqueue.assign({ recovery: undefined });
+                  enqueue.emit({
+                    type: 'capture.recovered',
+                    floorSeq: context.recovery.floorSeq,
+                    blocks: event.output.blocks,
+                    storedMessages: event.output.seqs.length,
+                    unreadableBlocks: event.output.unreadable,
+                    durationMs: event.output.durationMs,
+                  });
+                }),
+              },
+              // Without the archive's answer nothing is lost, but redeliveries may be stored a second time.
+              onError: {
+                actions: enqueueActions(({ context, event, enqueue }) => {
+                  context.router.endRecovery([]);
+                  enqueue.emit({ type: 'capture.recovered', floorSeq: context.recovery?.floorSeq ?? 0, blocks: 0, storedMessages: 0, unreadableBlocks: 0, durationMs: 0, error: describeError(event.error) });
+                  enqueue.assign({ recovery: undefined });
+                }),
+              },
+            },
+            {
               src: 'watchConsumerInfo',
               input: ({ context }) => ({ nc: context.nc!, stream: context.stream, consumer: context.consumer, intervalMs: context.consumerInfoIntervalMs }),
             },
@@ -404,8 +453,15 @@ export const captureSupervisorMachine = setup({
                 }),
               },
               on: {
+                // Everything was delivered but the server counts more unacked messages than this capture holds:
+                // another process on the consumer holds them, or a crashed run did (they come back after
+                // ack_wait). What this capture holds is sealed now, so a second --once process is not kept
+                // waiting for this one's idle seals, and both finish when every message is acked.
                 'once.waiting': {
-                  actions: emit(({ event }) => ({ type: 'capture.waiting', unacked: event.unacked, ackWaitMs: Math.round(event.ackWaitNs / 1e6) }) as const),
+                  actions: [
+                    'sealAllBlocks',
+                    emit(({ event }) => ({ type: 'capture.waiting', unacked: event.unacked, ackWaitMs: Math.round(event.ackWaitNs / 1e6) }) as const),
+                  ],
                 },
                 'once.caught-up': {
                   target: '#capture.draining',

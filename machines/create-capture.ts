@@ -230,6 +230,10 @@ function logEvent(logger: Logger, event: CaptureEvent): void {
     case 'capture.error':
       logger.error(event, event.type);
       break;
+    case 'capture.recovered':
+      if (event.error) logger.warn(event, event.type);
+      else logger.info(event, event.type);
+      break;
     case 'message.undecodable':
     case 'block.abandoned':
     case 'capture.waiting':

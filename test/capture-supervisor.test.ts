@@ -142,6 +142,8 @@ interface StartOptions {
   maxMessages?: number;
   maxBytes?: number;
   maxBuffer?: number;
+  /** The bound consumer has unacknowledged messages at bind: an earlier run crashed. */
+  crashed?: boolean;
   idleMs?: number;
   maxAgeMs?: number;
   drainTimeoutMs?: number;
@@ -200,6 +202,7 @@ function start(options: StartOptions = {}) {
     consumers: [] as ConsumeInput[],
     consuming: false,
     tickIntervals: [] as number[],
+    recoveries: [] as Array<{ needed: boolean; floorSeq: number }>,
     caughtUp: [] as CaughtUpInput[],
     consumerInfo: [] as ConsumerInfoInput[],
   };
@@ -207,14 +210,19 @@ function start(options: StartOptions = {}) {
   let natsStatus: ((event: { type: 'nats.disconnected' | 'nats.reconnected'; server: string } | { type: 'nats.closed'; error?: string }) => void) | undefined;
   let tick: (() => void) | undefined;
   let caughtUp: (() => void) | undefined;
+  let waiting: ((unacked: number) => void) | undefined;
 
   const consumerInfo = {
     name: CONSUMER,
     stream_name: STREAM,
     config: { durable_name: CONSUMER, ack_wait: (options.ackWaitMs ?? 60_000) * 1e6, max_ack_pending: options.maxAckPending ?? 1_000 },
-    num_pending: 40,
-    num_ack_pending: 2,
+    // With options.crashed, an earlier run left 2 messages delivered and unacked above the floor.
+    num_pending: options.crashed ? 40 : 42,
+    num_ack_pending: options.crashed ? 2 : 0,
+    num_redelivered: 0,
+    ack_floor: { stream_seq: 0, consumer_seq: 0 },
   } as unknown as ConsumerInfo;
+  let finishRecovery: ((seqs: number[]) => void) | undefined;
   const streamInfo = {
     config: { name: STREAM, subjects: ['orders.>'] },
     state: { last_seq: 42 },
@@ -260,13 +268,25 @@ function start(options: StartOptions = {}) {
       watchCaughtUp: fromCallback<{ type: 'noop' }, CaughtUpInput>(({ input, sendBack }) => {
         calls.caughtUp.push(input);
         caughtUp = () => sendBack({ type: 'once.caught-up' });
-        return () => (caughtUp = undefined);
+        waiting = (unacked) => sendBack({ type: 'once.waiting', unacked, ackWaitNs: 30e9 });
+        return () => {
+          caughtUp = undefined;
+          waiting = undefined;
+        };
       }),
       watchConsumerInfo: fromCallback<{ type: 'noop' }, ConsumerInfoInput>(({ input, sendBack }) => {
         calls.consumerInfo.push(input);
         consumerInfo_ = (pending, ackPending, ackFloor) => sendBack({ type: 'consumer.info', pending, ackPending, ackFloor });
         return () => (consumerInfo_ = undefined);
       }),
+      // The archive's answer after a crash: held until the test resolves it.
+      recoverStored: fromPromise<{ seqs: number[]; blocks: number; unreadable: number; durationMs: number }, { needed: boolean; store: Store; stream: string; floorSeq: number }>(
+        ({ input }) => {
+          calls.recoveries.push({ needed: input.needed, floorSeq: input.floorSeq });
+          if (!input.needed) return Promise.resolve({ seqs: [], blocks: 0, unreadable: 0, durationMs: 0 });
+          return new Promise((resolve) => (finishRecovery = (seqs) => resolve({ seqs, blocks: 1, unreadable: 0, durationMs: 5 })));
+        },
+      ),
     },
   });
 
@@ -339,9 +359,25 @@ function start(options: StartOptions = {}) {
       if (!caughtUp) throw new Error('no caught-up watcher running');
       caughtUp();
     },
+    waiting(unacked: number) {
+      if (!waiting) throw new Error('no caught-up watcher running');
+      waiting(unacked);
+    },
     consumerInfo(pending: number, ackPending: number, ackFloor = 0) {
       if (!consumerInfo_) throw new Error('no consumer info watcher running');
       consumerInfo_(pending, ackPending, ackFloor);
+    },
+    /** A message with a given sequence and delivery count (a redelivery from an earlier run). */
+    deliverAs(seq: number, subject: string, delivered: number): FakeMsg {
+      const consumer = calls.consumers.at(-1);
+      if (!consumer) throw new Error('no consume() running yet');
+      const message = new FakeMsg(log, subject, seq, undefined, undefined, delivered);
+      consumer.onMessage(message as unknown as JsMsg);
+      return message;
+    },
+    finishRecovery(seqs: number[]) {
+      if (!finishRecovery) throw new Error('no recovery running');
+      finishRecovery(seqs);
     },
     /** The server delivers an earlier message again (its ack was lost, or ack_wait ran out). */
     redeliver(seq: number): FakeMsg {
@@ -419,6 +455,34 @@ describe('capture supervisor', () => {
     h.actor.send({ type: 'drain' });
     await settle();
     expect(h.actor.getSnapshot().output?.report).toMatchObject({ redeliveriesSkipped: 1 });
+  });
+
+  it('after a crash, holds back redeliveries until the archive says which are stored, then acks those and captures the rest', async () => {
+    const h = await started({ crashed: true, maxMessages: 100 });
+    expect(h.calls.recoveries).toEqual([{ needed: true, floorSeq: 0 }]);
+    h.deliver('orders.eu'); // seq 1, first delivery: captured at once
+    const [two, three] = [h.deliverAs(2, 'orders.eu', 2), h.deliverAs(3, 'orders.eu', 2)];
+    expect(h.held()).toBe(1);
+    h.finishRecovery([2, 5]);
+    await settle();
+    expect(two.acks).toBe(1); // in the archive already: acked, not stored again
+    expect(three.acks).toBe(0); // not in the archive: captured
+    expect(h.held()).toBe(2);
+    expect(h.of('capture.recovered')).toEqual([
+      { type: 'capture.recovered', floorSeq: 0, blocks: 1, storedMessages: 2, unreadableBlocks: 0, durationMs: 5 },
+    ]);
+  });
+
+  it('--once: while waiting for unacked messages it does not hold, seals and acks what it holds', async () => {
+    const h = await started({ once: true });
+    h.deliver('orders.eu');
+    h.deliver('orders.us');
+    h.waiting(5); // another process on the consumer holds 5 (or a crashed run left them)
+    await settle();
+    expect(h.of('block.sealed').map((e) => e.reason)).toEqual(['drain', 'drain']);
+    expect(acked(h)).toEqual([1, 2]);
+    expect(h.of('capture.waiting')).toEqual([{ type: 'capture.waiting', unacked: 5, ackWaitMs: 30_000 }]);
+    expect(h.state()).toEqual({ capturing: { running: 'untilCaughtUp' } });
   });
 
   it('routes messages by subject into separate blocks, stores a full block, and acks only after both writes', async () => {

@@ -99,6 +99,9 @@ function reusableConfig(previous: ConsumerConfig): Partial<ConsumerConfig> {
   return rest;
 }
 
+/** How long one pull request lives on the server; also bounds the client's wait after a failed re-read. */
+export const PULL_EXPIRES_MS = 5_000;
+
 export type ConsumeEvent = { type: 'consumer.lost'; reason: string };
 
 export interface ConsumeInput {
@@ -116,7 +119,9 @@ export const consumeMessages = fromCallback<{ type: 'noop' }, ConsumeInput>(({ i
   let stopped = false;
   let messages: Awaited<ReturnType<Consumer['consume']>> | undefined;
   void (async () => {
-    messages = await input.consumer.consume({ max_messages: input.batch, callback: input.onMessage });
+    // expires: after a reconnect nats.js re-reads the consumer and, if that fails (no consumer leader yet after
+    // a node died), waits a jitter of `expires` before pulling again: 15-45 s with the 30 s default, 2.5-7.5 s here.
+    messages = await input.consumer.consume({ max_messages: input.batch, expires: PULL_EXPIRES_MS, callback: input.onMessage });
     if (stopped) {
       messages.stop();
       return;

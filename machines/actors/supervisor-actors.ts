@@ -2,6 +2,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { fromCallback, fromPromise } from 'xstate';
+import { storedSeqsAbove, type RecoveredSeqs } from '../../src/capture/recover-stored.js';
 import type { Store } from '../../src/stores/store.js';
 
 /** Asks the store whether it can be used at all (bucket exists, credentials accepted). */
@@ -14,6 +15,16 @@ export const ticker = fromCallback<{ type: 'noop' }, { intervalMs: number }>(({ 
   const timer = setInterval(() => sendBack({ type: 'tick' }), input.intervalMs);
   return () => clearInterval(timer);
 });
+
+/** After a crash: which sequences above the ack floor the archive already holds (see recover-stored.ts). */
+export const recoverStored = fromPromise<RecoveredSeqs & { durationMs: number }, { needed: boolean; store: Store; stream: string; floorSeq: number }>(
+  async ({ input, signal }) => {
+    const started = Date.now();
+    if (!input.needed) return { seqs: [], blocks: 0, unreadable: 0, durationMs: 0 };
+    const found = await storedSeqsAbove(input.store, input.stream, input.floorSeq, signal);
+    return { ...found, durationMs: Date.now() - started };
+  },
+);
 
 export interface CaughtUpInput {
   nc: NatsConnection;

@@ -32,6 +32,12 @@ export type CaptureEvent =
   /** The consumer's lag (not yet delivered) and unacknowledged count, read every few seconds. */
   | { type: 'consumer.info'; pending: number; ackPending: number }
   | { type: 'capture.caught-up'; messages: number }
+  /**
+   * At the first bind the consumer had unacknowledged messages (an earlier run crashed): the archive's blocks
+   * above the ack floor were read, and redeliveries of the `storedMessages` found there are acked, not stored
+   * again. `error`: the archive could not be read; redeliveries are then captured (maybe a second time).
+   */
+  | { type: 'capture.recovered'; floorSeq: number; blocks: number; storedMessages: number; unreadableBlocks: number; durationMs: number; error?: string }
   /** `--once` waits for messages an earlier run left unacknowledged; they come back after ack_wait. */
   | { type: 'capture.waiting'; unacked: number; ackWaitMs: number }
   | { type: 'capture.done'; report: CaptureReport }

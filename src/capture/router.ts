@@ -125,13 +125,19 @@ export class BlockRouter<T = Envelope> {
       return;
     }
     const envelope = envelopeOf(message);
-    if (envelope.seq > this.highestSeq) this.highestSeq = envelope.seq;
-    else if (this.storedSeqs.has(envelope.seq)) {
-      // Redelivered although its block was stored (its ack was lost): acked again, not stored twice.
+    if (this.deferred !== undefined && envelope.deliveryCount > 1) {
+      // A redelivery while the archive is being read: it may be stored already; decided once that is known.
+      this.deferred.push(message);
+      return;
+    }
+    // Only a redelivery (or a message of a re-created consumer, at or below the highest seen) can be stored already.
+    if ((envelope.seq <= this.highestSeq || envelope.deliveryCount > 1) && this.storedSeqs.has(envelope.seq)) {
+      // Its block was stored, its ack lost (server restart, leader change, crash): acked again, not stored twice.
       message.ack();
       this.redeliveriesSkipped++;
       return;
     }
+    if (envelope.seq > this.highestSeq) this.highestSeq = envelope.seq;
     if (this.retrying.size > 0) this.retrying.delete(envelope.seq);
     let value: T;
     let splitKey: string | undefined;
@@ -250,6 +256,22 @@ export class BlockRouter<T = Envelope> {
     let seq = this.highestSeq + 1;
     for (const s of this.retrying) if (s < seq) seq = s;
     return seq;
+  }
+
+  /** Redeliveries wait here (not nak'ed: that would spend max_deliver) until endRecovery(). */
+  private deferred: JsMsg[] | undefined;
+
+  /** Holds back redeliveries until the archive tells which of them are stored already (see recover-stored.ts). */
+  beginRecovery(): void {
+    this.deferred ??= [];
+  }
+
+  /** The archive holds these sequences: their redeliveries are acked; then the held-back messages are routed. */
+  endRecovery(storedSeqs: readonly number[]): void {
+    this.storedSeqs.addAll(storedSeqs);
+    const deferred = this.deferred ?? [];
+    this.deferred = undefined;
+    for (const message of deferred) this.route(message);
   }
 
   /** A block was stored: a redelivery of any of its messages is acked, not captured again. */
