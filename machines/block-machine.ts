@@ -197,7 +197,11 @@ export const blockMachine = setup({
       initial: 'storing',
       invoke: {
         src: 'keepAlive',
-        input: ({ context }) => ({ acks: context.buffer.acks, intervalMs: context.limits.keepAliveMs }),
+        input: ({ context }) => ({
+          acks: context.buffer.acks,
+          intervalMs: context.limits.keepAliveMs,
+          now: context.now() - context.buffer.openedAt >= context.limits.keepAliveMs,
+        }),
       },
       states: {
         storing: {

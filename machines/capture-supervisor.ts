@@ -139,7 +139,8 @@ export const captureSupervisorMachine = setup({
             limits: {
               maxAgeMs: context.maxAgeMs,
               idleMs: context.idleMs,
-              ackDeadlineMs: ackDeadlineMs(ackWaitMs),
+              // Ticks check the deadline: one tick late must still be in time.
+              ackDeadlineMs: ackDeadlineMs(ackWaitMs) - tickIntervalMs(context),
               keepAliveMs: Math.max(100, Math.floor(ackWaitMs / 3)),
             },
             retry: context.retry,

@@ -5,7 +5,7 @@
  */
 import type { Consumer, ConsumerInfo, JsMsg, StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { assign, sendParent, setup } from 'xstate';
+import { assign, fromCallback, sendParent, setup } from 'xstate';
 import { exponentialJitter } from '../src/capture/backoff.js';
 import { JetvaultError } from '../src/errors.js';
 import { bindConsumer, consumeMessages, JETVAULT_CONSUMER_DESCRIPTION, type ConsumeEvent } from './actors/subscription-actors.js';
@@ -33,6 +33,26 @@ export interface SubscriptionContext extends SubscriptionInput {
 
 export type SubscriptionEvent = ConsumeEvent | { type: 'pause' } | { type: 'resume' } | { type: 'stop' };
 
+/**
+ * Why: nats.js' consume() reports a deleted consumer only after two missed idle heartbeats (about 30-45 s
+ * with its defaults; nats-server 2.9 does not answer a waiting pull with "409 Consumer Deleted"), and the
+ * capture stood still that long. The server's deletion advisory says it at once. Without permission for
+ * advisories (or without a real connection) this watches nothing and the heartbeat check still applies.
+ */
+export const watchConsumerDeleted = fromCallback<{ type: 'noop' }, { nc: NatsConnection; stream: string; consumer: string }>(({ input, sendBack }) => {
+  let sub: { unsubscribe(): void } | undefined;
+  try {
+    sub = input.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.DELETED.${input.stream}.${input.consumer}`, {
+      callback: (error) => {
+        if (!error) sendBack({ type: 'consumer.lost', reason: 'consumer_deleted' } satisfies ConsumeEvent);
+      },
+    });
+  } catch {
+    sub = undefined;
+  }
+  return () => sub?.unsubscribe();
+});
+
 export type SubscriptionParentEvent =
   | { type: 'subscription.bound'; info: ConsumerInfo; streamInfo: StreamInfo; created: boolean }
   | { type: 'subscription.lost'; reason: string }
@@ -44,7 +64,7 @@ export const subscriptionMachine = setup({
     input: {} as SubscriptionInput,
     events: {} as SubscriptionEvent,
   },
-  actors: { bindConsumer, consumeMessages },
+  actors: { bindConsumer, consumeMessages, watchConsumerDeleted },
   guards: {
     // A missing stream or a consumer of the wrong kind will not fix itself by retrying.
     permanentBindError: ({ event }) => (event as { error?: unknown }).error instanceof JetvaultError,
@@ -103,10 +123,13 @@ export const subscriptionMachine = setup({
       },
     },
     active: {
-      invoke: {
-        src: 'consumeMessages',
-        input: ({ context }) => ({ consumer: context.handle!, onMessage: context.onMessage, batch: context.batch }),
-      },
+      invoke: [
+        {
+          src: 'consumeMessages',
+          input: ({ context }) => ({ consumer: context.handle!, onMessage: context.onMessage, batch: context.batch }),
+        },
+        { src: 'watchConsumerDeleted', input: ({ context }) => ({ nc: context.nc, stream: context.stream, consumer: context.consumer }) },
+      ],
       on: { 'consumer.lost': { target: 'rebinding', actions: 'announceLost' } },
       initial: 'consuming',
       states: {

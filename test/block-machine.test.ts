@@ -195,6 +195,22 @@ describe('block machine', () => {
     h.send({ type: 'abandon' });
   });
 
+  it('marks in progress at once when storing starts after the block was open for a keep-alive interval', async () => {
+    const young = startBlock({ store: () => new Promise<void>(() => undefined) });
+    young.send({ type: 'seal', reason: 'max-messages' });
+    await flushMicrotasks();
+    expect(young.state()).toEqual({ persisting: 'storing' });
+    expect(young.messages.map((m) => m.inProgressMarks)).toEqual([0, 0, 0]);
+    young.send({ type: 'abandon' });
+
+    const old = startBlock({ store: () => new Promise<void>(() => undefined) });
+    old.clock.increment(10_000); // keepAliveMs: its first messages may be near their ack_wait
+    old.send({ type: 'seal', reason: 'ack-deadline' });
+    await flushMicrotasks();
+    expect(old.messages.map((m) => m.inProgressMarks)).toEqual([1, 1, 1]);
+    old.send({ type: 'abandon' });
+  });
+
   it('fails on a permanent store error without acking', async () => {
     const h = startBlock({ store: async () => { throw new StoreError('JV_STORE_FAILED', 'access denied'); } });
     h.send({ type: 'seal', reason: 'drain' });

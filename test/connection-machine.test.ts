@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createActor, fromCallback, fromPromise, setup, SimulatedClock, type AnyActorRef } from 'xstate';
-import type { ConnectInput, ConnectionStatusEvent } from '../machines/actors/connection-actors.js';
+import { ACK_REPLAY_WINDOW_MS, acksSurviveReconnects, rawConnection, type ConnectInput, type ConnectionStatusEvent } from '../machines/actors/connection-actors.js';
 import { connectionMachine, type ConnectionInput, type ConnectionParentEvent } from '../machines/connection-machine.js';
 import { JetvaultError } from '../src/errors.js';
 
@@ -190,5 +190,116 @@ describe('connection machine', () => {
     expect(h.childDone()).toBe(true);
     expect(h.told().at(-1)).toMatchObject({ type: 'connection.closed' });
     expect(h.closes).toEqual([]);
+  });
+});
+
+/** A nats.js connection stand-in: records publishes, fails flushes on demand, emits status by hand. */
+function fakeConnection() {
+  const published: Array<{ subject: string; payload: string }> = [];
+  const statuses: Array<{ type: string; server?: string }> = [];
+  let wake: (() => void) | undefined;
+  let closedResolve!: () => void;
+  const closed = new Promise<void>((resolve) => (closedResolve = resolve));
+  const state = { isClosed: false, flushes: 0, failFlush: false };
+  const nc = {
+    name: 'fake',
+    publish: (subject: string, payload: Uint8Array) => void published.push({ subject, payload: new TextDecoder().decode(payload) }),
+    flush: () => {
+      state.flushes++;
+      return state.failFlush ? Promise.reject(new Error('connection disconnected')) : Promise.resolve();
+    },
+    status: () => ({
+      async *[Symbol.asyncIterator]() {
+        for (;;) {
+          while (statuses.length > 0) yield statuses.shift()!;
+          if (state.isClosed) return;
+          await new Promise<void>((resolve) => (wake = resolve));
+        }
+      },
+    }),
+    closed: () => closed.then(() => undefined),
+    isClosed: () => state.isClosed,
+  } as unknown as NatsConnection;
+  return {
+    nc,
+    published,
+    state,
+    emit: (status: { type: string; server?: string }) => {
+      statuses.push(status);
+      wake?.();
+    },
+    close: () => {
+      state.isClosed = true;
+      closedResolve();
+      wake?.();
+    },
+  };
+}
+
+describe('acksSurviveReconnects', () => {
+  const ACK = new TextEncoder().encode('+ACK');
+  const WPI = new TextEncoder().encode('+WPI');
+
+  it('publishes acks from shortly before a disconnect and during it again after the reconnect, nothing else', async () => {
+    let now = 0;
+    const f = fakeConnection();
+    const nc = acksSurviveReconnects(f.nc, () => now);
+    nc.publish('$JS.ACK.S.C.1.1.1.0.0', ACK); // two windows before the disconnect: not replayed
+    now += ACK_REPLAY_WINDOW_MS;
+    nc.publish('$JS.ACK.S.C.1.2.2.0.0', ACK);
+    now += ACK_REPLAY_WINDOW_MS;
+    nc.publish('$JS.ACK.S.C.1.3.3.0.0', ACK); // the window before the disconnect
+    nc.publish('$JS.ACK.S.C.1.4.4.0.0', WPI); // in progress, not an ack
+    nc.publish('orders.eu', ACK); // not an ack subject
+    f.emit({ type: 'disconnect', server: 'a' });
+    await settle();
+    now += 10 * ACK_REPLAY_WINDOW_MS; // a long outage does not age out what waits for the reconnect
+    nc.publish('$JS.ACK.S.C.1.5.5.0.0', ACK); // dropped by nats.js while disconnected
+    f.published.length = 0;
+    f.emit({ type: 'reconnect', server: 'a' });
+    await settle();
+    expect(f.published).toEqual([
+      { subject: '$JS.ACK.S.C.1.2.2.0.0', payload: '+ACK' },
+      { subject: '$JS.ACK.S.C.1.3.3.0.0', payload: '+ACK' },
+      { subject: '$JS.ACK.S.C.1.5.5.0.0', payload: '+ACK' },
+    ]);
+    f.close();
+  });
+
+  it('flush() waits through a disconnect and flushes again after the reconnect', async () => {
+    const f = fakeConnection();
+    const nc = acksSurviveReconnects(f.nc);
+    f.state.failFlush = true;
+    let flushed = false;
+    const flushing = nc.flush().then(() => (flushed = true));
+    await settle();
+    expect(f.state.flushes).toBe(1);
+    expect(flushed).toBe(false);
+    f.emit({ type: 'disconnect', server: 'a' });
+    f.state.failFlush = false;
+    f.emit({ type: 'reconnect', server: 'a' });
+    await flushing;
+    expect(f.state.flushes).toBe(2);
+    f.close();
+  });
+
+  it('flush() fails once the connection is closed for good', async () => {
+    const f = fakeConnection();
+    const nc = acksSurviveReconnects(f.nc);
+    f.state.failFlush = true;
+    const flushing = nc.flush();
+    await settle();
+    f.close();
+    await expect(flushing).rejects.toMatchObject({ code: 'JV_CONNECT_FAILED' });
+  });
+
+  it('is the nats.js connection for everything else; rawConnection() gives the connection itself', () => {
+    const f = fakeConnection();
+    const nc = acksSurviveReconnects(f.nc);
+    expect((nc as unknown as { name: string }).name).toBe('fake');
+    expect(nc.isClosed()).toBe(false);
+    expect(rawConnection(nc)).toBe(f.nc);
+    expect(rawConnection(f.nc)).toBe(f.nc);
+    f.close();
   });
 });

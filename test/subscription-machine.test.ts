@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createActor, fromCallback, fromPromise, setup, SimulatedClock, type AnyActorRef } from 'xstate';
 import type { BindInput, BindResult, ConsumeEvent, ConsumeInput } from '../machines/actors/subscription-actors.js';
-import { subscriptionMachine, type SubscriptionInput, type SubscriptionParentEvent } from '../machines/subscription-machine.js';
+import { subscriptionMachine, watchConsumerDeleted, type SubscriptionInput, type SubscriptionParentEvent } from '../machines/subscription-machine.js';
 import { JetvaultError } from '../src/errors.js';
 
 const nc = { name: 'fake connection' } as unknown as NatsConnection;
@@ -30,6 +30,7 @@ function run(bind: (attempt: number) => Promise<BindResult> = async () => ({ con
   const clock = new SimulatedClock();
   const binds: Array<{ input: BindInput; at: number }> = [];
   const consumptions: Consumption[] = [];
+  const watches: Array<{ input: { nc: NatsConnection; stream: string; consumer: string }; stopped: boolean; sendBack: (event: ConsumeEvent) => void }> = [];
   const machine = subscriptionMachine.provide({
     actors: {
       bindConsumer: fromPromise<BindResult, BindInput>(({ input }) => {
@@ -40,6 +41,11 @@ function run(bind: (attempt: number) => Promise<BindResult> = async () => ({ con
         const consumption: Consumption = { input, stopped: false, sendBack };
         consumptions.push(consumption);
         return () => (consumption.stopped = true);
+      }),
+      watchConsumerDeleted: fromCallback<{ type: 'noop' }, { nc: NatsConnection; stream: string; consumer: string }>(({ input, sendBack }) => {
+        const watch = { input, stopped: false, sendBack };
+        watches.push(watch);
+        return () => (watch.stopped = true);
       }),
     },
   });
@@ -67,6 +73,7 @@ function run(bind: (attempt: number) => Promise<BindResult> = async () => ({ con
     clock,
     binds,
     consumptions,
+    watches,
     onMessage,
     errors,
     told: () => told.filter((e) => !e.type.startsWith('xstate.')) as SubscriptionParentEvent[],
@@ -144,6 +151,59 @@ describe('subscription machine', () => {
     h.clock.increment(125);
     await settle();
     expect(h.binds.map((b) => b.input.rebind)).toEqual([undefined, { previous: own.config, startSeq: 42, allowed: true }]);
+  });
+
+  it("rebinds at once on the server's consumer-deleted advisory, watching again after the bind", async () => {
+    const h = run();
+    await settle();
+    expect(h.watches.map((w) => w.input)).toEqual([{ nc, stream: 'ORDERS', consumer: 'jv' }]);
+    h.watches[0]!.sendBack({ type: 'consumer.lost', reason: 'consumer_deleted' });
+    expect(h.state()).toBe('rebinding');
+    expect(h.consumptions[0]!.stopped).toBe(true);
+    expect(h.watches[0]!.stopped).toBe(true);
+    expect(h.told().at(-1)).toEqual({ type: 'subscription.lost', reason: 'consumer_deleted' });
+    h.clock.increment(125);
+    await settle();
+    expect(h.state()).toEqual({ active: 'consuming' });
+    expect(h.watches).toHaveLength(2);
+    expect(h.watches[1]!.stopped).toBe(false);
+  });
+
+  it('watchConsumerDeleted: subscribes to the advisory of this consumer, reports it, unsubscribes when stopped', async () => {
+    const subs: Array<{ subject: string; callback: (error: Error | null) => void; unsubscribed: boolean }> = [];
+    const fake = {
+      subscribe: (subject: string, opts: { callback: (error: Error | null) => void }) => {
+        const sub = { subject, callback: opts.callback, unsubscribed: false };
+        subs.push(sub);
+        return { unsubscribe: () => (sub.unsubscribed = true) };
+      },
+    } as unknown as NatsConnection;
+    const told: Array<{ type: string }> = [];
+    const parent = setup({ actors: { watch: watchConsumerDeleted } }).createMachine({
+      initial: 'on',
+      states: {
+        on: { invoke: { src: 'watch', input: { nc: fake, stream: 'ORDERS', consumer: 'jv' } }, on: { off: 'off' } },
+        off: {},
+      },
+      on: { '*': { actions: ({ event }) => void told.push(event) } },
+    });
+    const actor = createActor(parent).start();
+    expect(subs.map((s) => s.subject)).toEqual(['$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS.jv']);
+    subs[0]!.callback(new Error('permissions violation')); // an error is not a deletion
+    expect(told).toEqual([]);
+    subs[0]!.callback(null);
+    expect(told).toEqual([{ type: 'consumer.lost', reason: 'consumer_deleted' }]);
+    actor.send({ type: 'off' });
+    expect(subs[0]!.unsubscribed).toBe(true);
+    // A connection that cannot subscribe (no permission, a stub) is not an error: heartbeats still apply.
+    const quiet = createActor(setup({ actors: { watch: watchConsumerDeleted } }).createMachine({
+      invoke: { src: 'watch', input: { nc: {} as NatsConnection, stream: 'ORDERS', consumer: 'jv' } },
+    }));
+    const errors: unknown[] = [];
+    quiet.subscribe({ error: (e) => errors.push(e) });
+    quiet.start();
+    quiet.stop();
+    expect(errors).toEqual([]);
   });
 
   it('pauses and resumes without restarting the consumption', async () => {

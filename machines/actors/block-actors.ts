@@ -20,7 +20,9 @@ export const ackMessages = fromPromise<void, { acks: AckHandle[]; flush: () => P
 });
 
 /** While a block is being stored, marks its messages in progress so their ack_wait does not run out. */
-export const keepAlive = fromCallback<{ type: 'noop' }, { acks: AckHandle[]; intervalMs: number }>(({ input }) => {
+export const keepAlive = fromCallback<{ type: 'noop' }, { acks: AckHandle[]; intervalMs: number; now: boolean }>(({ input }) => {
+  // A block that was open for a while: its oldest messages' ack_wait may run out before the first interval.
+  if (input.now) for (const message of input.acks) message.working();
   const timer = setInterval(() => {
     for (const message of input.acks) message.working();
   }, input.intervalMs);
