@@ -197,7 +197,7 @@ describe('block machine', () => {
 
   it('marks in progress at once when storing starts after the block was open for a keep-alive interval', async () => {
     const young = startBlock({ store: () => new Promise<void>(() => undefined) });
-    young.send({ type: 'seal', reason: 'max-messages' });
+    young.send({ type: 'seal', reason: 'drain' });
     await flushMicrotasks();
     expect(young.state()).toEqual({ persisting: 'storing' });
     expect(young.messages.map((m) => m.inProgressMarks)).toEqual([0, 0, 0]);
@@ -205,7 +205,7 @@ describe('block machine', () => {
 
     const old = startBlock({ store: () => new Promise<void>(() => undefined) });
     old.clock.increment(10_000); // keepAliveMs: its first messages may be near their ack_wait
-    old.send({ type: 'seal', reason: 'ack-deadline' });
+    old.send({ type: 'seal', reason: 'drain' });
     await flushMicrotasks();
     expect(old.messages.map((m) => m.inProgressMarks)).toEqual([1, 1, 1]);
     old.send({ type: 'abandon' });
