@@ -7,26 +7,33 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { AckHandle } from './block-buffer.js';
 
+/** The connection's publish, looked up once per capture rather than once per ack. */
+export type Publish = (subject: string, payload: Uint8Array) => void;
+
+export function publisherOf(nc: NatsConnection): Publish {
+  return nc.publish.bind(nc) as Publish;
+}
+
 const ACK = Uint8Array.of(0x2b, 0x41, 0x43, 0x4b); // +ACK
 const WORKING = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // +WPI
 const NAK = Uint8Array.of(0x2d, 0x4e, 0x41, 0x4b); // -NAK
 
 export class ReplyAck implements AckHandle {
   constructor(
-    private readonly nc: NatsConnection,
+    private readonly publish: Publish,
     private readonly reply: string,
   ) {}
 
   ack(): void {
-    this.nc.publish(this.reply, ACK);
+    this.publish(this.reply, ACK);
   }
 
   working(): void {
-    this.nc.publish(this.reply, WORKING);
+    this.publish(this.reply, WORKING);
   }
 
   nak(millis?: number): void {
     const payload = millis === undefined ? NAK : new TextEncoder().encode(`-NAK ${JSON.stringify({ delay: millis * 1_000_000 })}`);
-    this.nc.publish(this.reply, payload);
+    this.publish(this.reply, payload);
   }
 }

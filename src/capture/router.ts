@@ -12,7 +12,7 @@ import type { Compression } from '../compression/compression.js';
 import { deadLetterFormat, type DeadLetter } from '../formats/dead-letter.js';
 import type { BlockFormat } from '../formats/format.js';
 import { BlockBuffer, type AckHandle } from './block-buffer.js';
-import { ReplyAck } from './reply-ack.js';
+import { publisherOf, ReplyAck } from './reply-ack.js';
 import { envelopeOf } from './envelope-of.js';
 import { SeqSet } from './seq-set.js';
 import type { MessageDecoder } from './options.js';
@@ -108,7 +108,10 @@ export class BlockRouter<T = Envelope> {
     const { maxAckPending, maxDeliver } = limits;
     this.poisonAttempts = maxDeliver > 0 ? Math.min(this.options.poison.attempts, maxDeliver) : this.options.poison.attempts;
     // Blocks keep only the ack subject of each message; without a connection (tests) the message itself.
-    this.ackHandleOf = nc ? (message) => new ReplyAck(nc, (message as JsMsg & { reply: string }).reply) : (message) => message;
+    if (nc) {
+      const publish = publisherOf(nc);
+      this.ackHandleOf = (message) => new ReplyAck(publish, (message as JsMsg & { reply: string }).reply);
+    } else this.ackHandleOf = (message) => message;
     this.streamConfig = streamConfig;
     this.maxAckPending = maxAckPending > 0 ? maxAckPending : Number.POSITIVE_INFINITY;
     this.reliefEvery = Math.max(1, Math.min(64, Math.floor(this.maxAckPending / 4)));
