@@ -7,7 +7,7 @@
  *
  *   checkingStore → connecting → capturing (binding → running) → draining → stopping → stopped
  */
-import type { ConsumerInfo } from '@nats-io/jetstream';
+import type { ConsumerInfo, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { and, assign, emit, enqueueActions, sendTo, setup, stateIn, stopChild, type ActorRefFrom } from 'xstate';
 import type { SealReason } from '../src/archive/manifest.js';
@@ -91,6 +91,12 @@ function tickIntervalMs(context: Pick<CaptureSupervisorContext, 'idleMs' | 'maxA
   return Math.max(20, Math.min(1_000, Math.floor(shortest / 4)));
 }
 
+// Closures for child actors, built from the values they need only (see spawnBlock).
+const flushOf = (nc: NatsConnection) => () => nc.flush();
+const routeOf = (router: BlockRouter<unknown>) => (message: JsMsg) => router.route(message);
+const resumeSeqOf = (router: BlockRouter<unknown>) => () => router.resumeSeq();
+const heldOf = (router: BlockRouter<unknown>) => () => router.held;
+
 /** The error a failed block ends the capture with: its own code (e.g. JV_UNSAFE_KEY), the block named. */
 function blockFailure(event: Extract<BlockParentEvent, { type: 'block.finished' }>): JetvaultError {
   const code = event.cause instanceof JetvaultError ? event.cause.code : 'JV_STORE_FAILED';
@@ -144,7 +150,9 @@ export const captureSupervisorMachine = setup({
               keepAliveMs: Math.max(100, Math.floor(ackWaitMs / 3)),
             },
             retry: context.retry,
-            flush: () => context.nc!.flush(),
+            // Closures handed to children must not capture `context`: each context holds the blocks of its
+            // time, whose snapshots hold their sealed bodies, so one captured context kept every block alive.
+            flush: flushOf(context.nc!),
             now: context.now,
           },
         });
@@ -363,8 +371,8 @@ export const captureSupervisorMachine = setup({
           consumer: context.consumer,
           create: context.create,
           recreate: context.recreateConsumer,
-          resumeSeq: () => context.router.resumeSeq(),
-          onMessage: (message) => context.router.route(message),
+          resumeSeq: resumeSeqOf(context.router),
+          onMessage: routeOf(context.router),
         }),
       },
       on: {
@@ -449,7 +457,7 @@ export const captureSupervisorMachine = setup({
                   stream: context.stream,
                   consumer: context.consumer,
                   lastSeqAtStart: context.lastSeqAtStart,
-                  held: () => context.router.held,
+                  held: heldOf(context.router),
                   intervalMs: 100,
                 }),
               },
