@@ -3,6 +3,7 @@
  * retried without early acks, and the archive always verifies against the stream.
  */
 import { AckPolicy } from '@nats-io/jetstream';
+import { pino } from 'pino';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -173,6 +174,22 @@ describe('capture', () => {
     // The archive holds exactly the 20 good messages; the poison one is still in the stream, unacked.
     expect(check).toMatchObject({ ok: true, archivedMessages: 20, matched: 20 });
     expect(info.num_ack_pending + info.num_pending).toBe(1);
+  });
+
+  it('warns once, with the numbers, when blocks seal early at half of max_ack_pending', async () => {
+    const { stream, subjects } = await newStream('ACKPENDING', 2);
+    await publishAll(env.nc, stream, mixedMessages(1_000, subjects));
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const capture = createCapture({ servers: env.server.url, stream, store: env.tempDir(), once: true, maxAckPending: 100, logger });
+    const sealedBy: string[] = [];
+    capture.on('block.sealed', (e) => sealedBy.push(e.reason));
+    const report = await capture.done;
+    expect(report.messages).toBe(1_000);
+    expect(sealedBy.filter((r) => r === 'ack-pending').length).toBeGreaterThan(5);
+    const warnings = lines.filter((l) => String(l.msg).includes('max_ack_pending'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ maxAckPending: 100, msg: expect.stringContaining("half of the consumer's max_ack_pending (100)") });
   });
 
   it("stops with JV_CONSUMER_DELETED when a consumer it did not create is deleted (unless --recreate-consumer)", async () => {

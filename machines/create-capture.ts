@@ -166,8 +166,10 @@ function startHandle(actor: CaptureActor, logger: Logger, stats: CaptureStatsCol
     stats.record(event);
     for (const listener of listeners) listener(event);
   };
+  const warnEarlySeals = earlySealWarnings(logger);
   actor.on('*', (event) => {
     logEvent(logger, event);
+    warnEarlySeals(event);
     publish(event);
   });
   const done = new Promise<CaptureReport>((resolve, reject) => {
@@ -218,6 +220,32 @@ function startHandle(actor: CaptureActor, logger: Logger, stats: CaptureStatsCol
       return () => listeners.delete(listener);
     },
     stats: () => stats.snapshot(),
+  };
+}
+
+/**
+ * Blocks sealed early because the consumer's max_ack_pending or the buffer limit was reached are smaller
+ * than configured: said once per reason, with the numbers, so an operator can raise the limit.
+ */
+function earlySealWarnings(logger: Logger): (event: CaptureEvent) => void {
+  let maxAckPending = -1;
+  const warned = new Set<string>();
+  return (event) => {
+    if (event.type === 'consumer.bound') maxAckPending = event.maxAckPending;
+    if (event.type !== 'block.sealed' || warned.has(event.reason)) return;
+    if (event.reason === 'ack-pending') {
+      warned.add(event.reason);
+      logger.warn(
+        { maxAckPending, messages: event.messages },
+        `unacked messages reached half of the consumer's max_ack_pending (${maxAckPending}): blocks seal early (this one at ${event.messages} messages); raise max_ack_pending for larger blocks`,
+      );
+    } else if (event.reason === 'max-buffer') {
+      warned.add(event.reason);
+      logger.warn(
+        { messages: event.messages, bytes: event.bytes },
+        `unacked blocks reached --max-buffer: the largest open block sealed early (${event.messages} messages, ${event.bytes} bytes); raise --max-buffer or use --buffer-to-disk`,
+      );
+    }
   };
 }
 
