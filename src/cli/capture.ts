@@ -13,10 +13,7 @@ import { COMPRESSION_NAMES } from '../compression/index.js';
 import { JetvaultError, UsageError } from '../errors.js';
 import { FORMAT_NAMES } from '../formats/index.js';
 import type { Logger } from '../logger.js';
-import { createInspector, type Inspector } from '../observe/inspector.js';
-import { captureMetrics } from '../observe/metrics.js';
-import { startMonitorServer } from '../observe/monitor-server.js';
-import { Registry } from 'prom-client';
+import type { Inspector } from '../observe/inspector.js';
 import { addStoreFlags, STORE_URI_HELP, storeFromFlags, type StoreFlags } from './store-flags.js';
 import { ExitCode } from './exit-codes.js';
 import { createCliLogger, logFormatOption, logLevelOption, type LogFormat, type LogLevel } from './logger.js';
@@ -130,7 +127,9 @@ export async function runCapture(flags: CaptureFlags, ctx: CliContext): Promise<
   const store = storeFromFlags(options.store, flags);
   const servers: Array<{ close(): Promise<void> }> = [];
   try {
-    const inspector = flags.inspectPort !== undefined ? createInspector() : undefined;
+    // Loaded only when asked for: prom-client, its OpenTelemetry dependency and the inspector page are most
+    // of the CLI's start-up time otherwise.
+    const inspector = flags.inspectPort !== undefined ? (await import('../observe/inspector.js')).createInspector() : undefined;
     const handle = createCapture({ ...options, store, logger, ...(inspector ? { inspect: inspector.inspect } : {}) });
     try {
       servers.push(...(await startServers(flags, handle, inspector, { ...options, store: store.description }, logger)));
@@ -169,6 +168,11 @@ async function startServers(
   const started: Array<{ close(): Promise<void> }> = [];
   try {
     if (flags.metricsPort !== undefined) {
+      const [{ Registry }, { captureMetrics }, { startMonitorServer }] = await Promise.all([
+        import('prom-client'),
+        import('../observe/metrics.js'),
+        import('../observe/monitor-server.js'),
+      ]);
       const registry = new Registry();
       captureMetrics(handle, {
         registry,

@@ -5,7 +5,7 @@
  */
 import { Option } from 'commander';
 import { pino, type Level, type Logger } from 'pino';
-import pinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { REDACT_PATHS } from '../logger.js';
 import { redactSecrets } from '../redact.js';
 
@@ -40,11 +40,16 @@ export function createCliLogger(level: LogLevel = DEFAULT_LOG_LEVEL, format: Log
  * asynchronous transform stream) and scrubbed before and after formatting: formatting unescapes JSON
  * strings, which could otherwise bring back a secret the JSON form hid.
  */
+/** pino-pretty is only needed for `--log-format pretty`; loading it always cost the CLI ~40 files at start-up. */
+function loadPinoPretty(): typeof import('pino-pretty') {
+  return createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+}
+
 function redactingStderr(format: LogFormat, beforeWrite?: () => void): { write(line: string): void } {
   const destination = pino.destination({ fd: 2, sync: true });
   const pretty =
     format === 'pretty'
-      ? pinoPretty.prettyFactory({ colorize: process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+      ? loadPinoPretty().prettyFactory({ colorize: process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
       : undefined;
   return {
     write: (line: string) => {
