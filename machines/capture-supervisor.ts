@@ -52,7 +52,11 @@ export interface CaptureSupervisorContext extends Omit<CaptureSupervisorInput, '
   ackWaitMs: number;
   /** Set at the first bind when the consumer has unacknowledged messages (an earlier run crashed). */
   recovery: { floorSeq: number } | undefined;
-  blocks: Record<string, { ref: BlockRef; buffer: BlockBuffer<unknown> }>;
+  /**
+   * Live blocks by id. A Map changed in place: copying a table of thousands of open blocks for every block
+   * that opens or ends made split keys cost time proportional to their number.
+   */
+  blocks: Map<string, { ref: BlockRef; buffer: BlockBuffer<unknown> }>;
   startedAt: number;
   messages: number;
   deadLettered: number;
@@ -124,7 +128,7 @@ export const captureSupervisorMachine = setup({
   guards: {
     isOnce: ({ context }) => context.once,
     connected: ({ context }) => context.nc !== undefined,
-    noBlocks: ({ context }) => Object.keys(context.blocks).length === 0,
+    noBlocks: ({ context }) => context.blocks.size === 0,
     blockFailed: ({ event }) => event.type === 'block.finished' && event.outcome === 'failed',
     stopOnUndecodable: ({ event }) => event.type === 'message.undecodable' && event.action === 'stop',
   },
@@ -156,7 +160,8 @@ export const captureSupervisorMachine = setup({
             now: context.now,
           },
         });
-        return { ...context.blocks, [event.blockId]: { ref, buffer: event.buffer } };
+        context.blocks.set(event.blockId, { ref, buffer: event.buffer });
+        return context.blocks;
       },
     }),
     announceBlockOpened: emit(({ event }) =>
@@ -166,22 +171,22 @@ export const captureSupervisorMachine = setup({
     ),
     sealFullBlock: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'block.full') return;
-      const block = context.blocks[event.blockId];
+      const block = context.blocks.get(event.blockId);
       if (block) enqueue.sendTo(block.ref, { type: 'seal', reason: event.reason });
     }),
     sealAllBlocks: enqueueActions(({ context, enqueue }) => {
-      for (const { ref } of Object.values(context.blocks)) enqueue.sendTo(ref, { type: 'seal', reason: 'drain' });
+      for (const { ref } of context.blocks.values()) enqueue.sendTo(ref, { type: 'seal', reason: 'drain' });
     }),
     abandonAllBlocks: enqueueActions(({ context, enqueue }) => {
-      for (const { ref } of Object.values(context.blocks)) enqueue.sendTo(ref, { type: 'abandon' });
+      for (const { ref } of context.blocks.values()) enqueue.sendTo(ref, { type: 'abandon' });
     }),
     forwardTick: enqueueActions(({ context, enqueue }) => {
-      for (const { ref } of Object.values(context.blocks)) enqueue.sendTo(ref, { type: 'tick' });
+      for (const { ref } of context.blocks.values()) enqueue.sendTo(ref, { type: 'tick' });
     }),
     forwardBlockEvent: emit(({ event }) => (event.type === 'block.event' ? event.event : { type: 'capture.error', error: 'unexpected event' })),
     rememberStored: ({ context, event }) => {
       if (event.type !== 'block.event' || event.event.type !== 'block.stored') return;
-      const block = context.blocks[event.event.blockId];
+      const block = context.blocks.get(event.event.blockId);
       if (block) context.router.stored(block.buffer);
     },
     countStored: assign({
@@ -190,14 +195,13 @@ export const captureSupervisorMachine = setup({
     }),
     finishBlock: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'block.finished') return;
-      const block = context.blocks[event.blockId];
+      const block = context.blocks.get(event.blockId);
       if (!block) return;
       context.router.release(block.buffer);
       enqueue(stopChild(block.ref));
-      const { [event.blockId]: _, ...rest } = context.blocks;
+      context.blocks.delete(event.blockId);
       const acked = event.outcome === 'acked' ? event.messages : 0;
       enqueue.assign({
-        blocks: rest,
         messages: context.messages + (block.buffer.deadLetter ? 0 : acked),
         deadLettered: context.deadLettered + (block.buffer.deadLetter ? acked : 0),
         blocksAcked: context.blocksAcked + (event.outcome === 'acked' ? 1 : 0),
@@ -266,7 +270,7 @@ export const captureSupervisorMachine = setup({
     lastSeqAtStart: 0,
     ackWaitMs: input.create.ackWaitMs,
     recovery: undefined,
-    blocks: {},
+    blocks: new Map(),
     startedAt: input.now(),
     messages: 0,
     deadLettered: 0,
