@@ -45,6 +45,7 @@ export const watchCaughtUp = fromCallback<{ type: 'noop' }, CaughtUpInput>(({ in
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let reportedWaiting = -1;
+  let lastObserved = '';
   const check = async () => {
     if (stopped) return;
     try {
@@ -56,8 +57,13 @@ export const watchCaughtUp = fromCallback<{ type: 'noop' }, CaughtUpInput>(({ in
         sendBack({ type: 'once.caught-up' });
         return;
       }
+      // Only when it holds still between two polls: messages on their way to the client count as unacked on the
+      // server before they reach the capture, and 'waiting' makes the capture seal what it holds.
+      const observed = `${held}/${info.num_ack_pending}`;
+      const still = observed === lastObserved;
+      lastObserved = observed;
       // Said once per change, not on every poll.
-      if (!stopped && delivered && info.num_ack_pending > held && info.num_ack_pending - held !== reportedWaiting) {
+      if (!stopped && delivered && still && info.num_ack_pending > held && info.num_ack_pending - held !== reportedWaiting) {
         reportedWaiting = info.num_ack_pending - held;
         sendBack({ type: 'once.waiting', unacked: info.num_ack_pending - held, ackWaitNs: info.config.ack_wait ?? 0 });
       }
