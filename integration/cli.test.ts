@@ -81,6 +81,7 @@ describe.skipIf(!built)('jetvault CLI', () => {
     it('unknown store scheme', async () => {
       expectCleanError(await jetvault(['capture', '--server', 'nats://127.0.0.1:4222', '--stream', 'S', '--store', 'gopher://x/y']), 2, /unknown store scheme "gopher:".*JV_USAGE/);
       expectCleanError(await jetvault(['restore', '--from', 'gopher://x/y', '--server', 'nats://127.0.0.1:4222']), 2, /unknown store scheme/);
+      expectCleanError(await jetvault(['restore', '--from', '/tmp', '--server', 'nats://127.0.0.1:4222', '--reconnect-timeout', '5']), 2, /--reconnect-timeout needs a unit/);
       expectCleanError(await jetvault(['verify', '--from', 'gopher://x/y', '--server', 'nats://127.0.0.1:4222', '--stream', 'S']), 2, /unknown store scheme/);
     });
 

@@ -6,6 +6,7 @@ import { BlockRouter, type PoisonPolicy, type UndecodableAction } from '../src/c
 import { none } from '../src/compression/index.js';
 import type { BlockFormat } from '../src/formats/format.js';
 import { raw } from '../src/formats/index.js';
+import { validateCaptureOptions } from '../src/capture/options.js';
 
 interface FakeMessage {
   seq: number;
@@ -105,5 +106,16 @@ describe('poison messages', () => {
     expect(actions).toEqual([{ seq: 4, action: 'stop' }]);
     expect(m.state.naks).toEqual([250]);
     expect(opened).toEqual([]);
+  });
+});
+
+describe('poison and buffer options', () => {
+  it.each([
+    [{ poisonAttempts: 0 }, /poisonAttempts must be a positive integer, got 0/],
+    [{ poisonAttempts: 1.5 }, /poisonAttempts must be a positive integer/],
+    [{ poisonRetryDelayMs: -1 }, /poisonRetryDelayMs must be a positive duration, got -1/],
+    [{ maxBufferBytes: 0 }, /maxBufferBytes must be a positive integer, got 0/],
+  ])('refuses %o', (bad, message) => {
+    expect(() => validateCaptureOptions({ servers: 'nats://x:4222', stream: 'S', store: '/tmp/x', ...bad })).toThrow(message);
   });
 });
