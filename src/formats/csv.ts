@@ -8,7 +8,8 @@ import { stringify } from 'csv-stringify/sync';
 import { envelopeTimeIso, parseTimeIso, type Envelope } from '../archive/envelope.js';
 import { UsageError } from '../errors.js';
 import { decodeBase64Data, encodeBase64 } from './base64.js';
-import { NO_CHUNKS, type BlockEncoder, type BlockFormat } from './format.js';
+import type { BlockFormat } from './format.js';
+import { TextChunkEncoder } from './text-chunks.js';
 
 /** The columns an envelope can be written as, in the default order; all of them make a block restorable. */
 export const ENVELOPE_CSV_COLUMNS = ['stream', 'seq', 'subject', 'time', 'delivery_count', 'headers', 'data'] as const;
@@ -25,8 +26,6 @@ export interface CsvFlattenOptions<T> {
   /** Turns one value into zero or more rows. */
   flatten: (value: T) => string[][];
 }
-
-const CHUNK_CHARS = 256 * 1024;
 
 const ENVELOPE_FIELD: Record<EnvelopeCsvColumn, (envelope: Envelope) => string> = {
   stream: (e) => e.stream,
@@ -48,52 +47,20 @@ function countCell(value: number, field: string): string {
   return String(value);
 }
 
-class CsvEncoder<T> implements BlockEncoder<T> {
-  private chunks: Buffer[] = [];
-  private pending = '';
-  /** The header row is reported by the first write, so the write() counts add up to the body length. */
-  private headerRow: string | null;
-  private finished = false;
-
-  constructor(
-    columns: readonly string[],
-    private readonly toRows: (value: T) => string[][],
-  ) {
-    this.headerRow = stringify([columns]);
-  }
-
-  write(value: T): number {
-    if (this.finished) throw new Error('csv encoder: write() after finish()');
-    const rows = this.toRows(value);
-    const text = (this.headerRow ?? '') + (rows.length === 0 ? '' : stringify(rows));
-    this.headerRow = null;
-    this.pending += text;
-    if (this.pending.length >= CHUNK_CHARS) this.flush();
-    return Buffer.byteLength(text, 'utf8');
-  }
-
-  finish(): Buffer[] {
-    if (!this.finished) {
-      this.finished = true;
-      if (this.headerRow !== null) this.pending += this.headerRow; // an empty block still names its columns
-      this.flush();
-    }
-    return this.chunks;
-  }
-
-  /** The chunks completed so far (see BlockEncoder.takeChunks); cheap when there are none. */
-  takeChunks(): Buffer[] {
-    const { chunks } = this;
-    if (chunks.length === 0 || this.finished) return NO_CHUNKS;
-    this.chunks = [];
-    return chunks;
-  }
-
-  private flush(): void {
-    if (this.pending.length === 0) return;
-    this.chunks.push(Buffer.from(this.pending, 'utf8'));
-    this.pending = '';
-  }
+/** CSV rows of each value, the header row first (reported by the first write, so write() counts add up). */
+function csvEncoder<T>(columns: readonly string[], toRows: (value: T) => string[][]): TextChunkEncoder<T> {
+  let headerRow: string | null = stringify([columns]);
+  return new TextChunkEncoder<T>(
+    'csv',
+    (value) => {
+      const rows = toRows(value);
+      const text = (headerRow ?? '') + (rows.length === 0 ? '' : stringify(rows));
+      headerRow = null;
+      return text;
+    },
+    // An empty block still names its columns.
+    () => headerRow ?? '',
+  );
 }
 
 /**
@@ -122,7 +89,7 @@ function flattenedCsv<T>({ columns, flatten }: CsvFlattenOptions<T>): BlockForma
     name: 'csv',
     extension: 'csv',
     contentType: 'text/csv',
-    createEncoder: () => new CsvEncoder(columns, toRows),
+    createEncoder: () => csvEncoder(columns, toRows),
   };
 }
 
@@ -140,7 +107,7 @@ function envelopeCsv(columns: readonly EnvelopeCsvColumn[]): BlockFormat<Envelop
     name: 'csv',
     extension: 'csv',
     contentType: 'text/csv',
-    createEncoder: () => new CsvEncoder(columns, toRows),
+    createEncoder: () => csvEncoder(columns, toRows),
     ...(restorable ? { decode: (body: Buffer) => decodeEnvelopeCsv(body, columns) } : {}),
   };
 }

@@ -4,46 +4,8 @@
  */
 import { envelopeTimeIso, parseTimeIso, type Envelope } from '../archive/envelope.js';
 import { decodeBase64Data, encodeBase64 } from './base64.js';
-import { NO_CHUNKS, type BlockEncoder, type BlockFormat } from './format.js';
-
-/** Lines are gathered into a string this long before one UTF-8 conversion, not one Buffer per message. */
-const CHUNK_CHARS = 256 * 1024;
-
-class NdjsonEncoder implements BlockEncoder<Envelope> {
-  private chunks: Buffer[] = [];
-  private pending = '';
-  private finished = false;
-
-  write(envelope: Envelope): number {
-    if (this.finished) throw new Error('ndjson encoder: write() after finish()');
-    const line = envelopeLine(envelope);
-    this.pending += line;
-    if (this.pending.length >= CHUNK_CHARS) this.flush();
-    return Buffer.byteLength(line, 'utf8');
-  }
-
-  finish(): Buffer[] {
-    if (!this.finished) {
-      this.finished = true;
-      this.flush();
-    }
-    return this.chunks;
-  }
-
-  /** The chunks completed so far (see BlockEncoder.takeChunks); cheap when there are none. */
-  takeChunks(): Buffer[] {
-    const { chunks } = this;
-    if (chunks.length === 0 || this.finished) return NO_CHUNKS;
-    this.chunks = [];
-    return chunks;
-  }
-
-  private flush(): void {
-    if (this.pending.length === 0) return;
-    this.chunks.push(Buffer.from(this.pending, 'utf8'));
-    this.pending = '';
-  }
-}
+import type { BlockFormat } from './format.js';
+import { TextChunkEncoder } from './text-chunks.js';
 
 /** One NDJSON line (with its newline) for an envelope; shared with the dead-letter format. */
 export function envelopeLine(envelope: Envelope): string {
@@ -149,6 +111,6 @@ export const ndjson: BlockFormat<Envelope> = {
   name: 'ndjson',
   extension: 'ndjson',
   contentType: 'application/x-ndjson',
-  createEncoder: () => new NdjsonEncoder(),
+  createEncoder: () => new TextChunkEncoder('ndjson', envelopeLine),
   decode: decodeNdjson,
 };
