@@ -4,16 +4,14 @@
  * seal by the ack deadline (before ack_wait runs out), so the server never redelivers, and the archive holds
  * every message exactly once.
  */
-import { AckPolicy, DeliverPolicy, jetstreamManager, type ConsumerInfo } from '@nats-io/jetstream';
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { AckPolicy, DeliverPolicy, type ConsumerInfo } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { expect, it } from 'vitest';
 import { ackDeadlineMs } from '../../machines/capture-supervisor.js';
 import { createCapture } from '../../machines/create-capture.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
-import { startNatsServer, uniqueName, type NatsServer } from '../helpers/nats-server.js';
+import { useNatsEnv } from '../helpers/nats-env.js';
+import { uniqueName } from '../helpers/nats-server.js';
 import { mixedMessages, publishAll } from '../helpers/streams.js';
 import { auditArchive, recordChaos, restoreAndCompare } from './support.js';
 
@@ -22,27 +20,16 @@ const PUBLISH_FOR_MS = 12_000;
 const BATCH = 250;
 const BATCH_EVERY_MS = 100;
 
-let server: NatsServer;
-let nc: NatsConnection;
-let dir: string;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  dir = mkdtempSync(join(tmpdir(), 'jv-chaos-ackwait-'));
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const env = useNatsEnv('chaos-ackwait');
 
 it('seals before a 5 s ack_wait runs out although maxAge is 60 s: no redelivery, every message archived once', { timeout: 70_000 }, async () => {
+  const { server, nc } = env;
+  const dir = env.tempDir();
   const stream = uniqueName('ACKWAIT');
   const subject = stream.toLowerCase();
   const consumer = `jetvault-${stream}`;
   const subjects = ['eu', 'us', 'apac', 'latam'].map((r) => `${subject}.${r}`);
-  const jsm = await jetstreamManager(nc);
+  const jsm = env.jsm;
   await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
   // Created by someone else, with a short ack_wait: capture binds to it and must live with it.
   // A large max_ack_pending, so nothing but age makes a block seal (no early ack-pending relief).

@@ -5,15 +5,12 @@
  * message would come again in differently cut (overlapping) blocks; jetvault re-creates it at the sequence
  * after the highest one it captured, and the messages held in open blocks are stored by those blocks.
  */
-import { jetstreamManager, type ConsumerInfo } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { ConsumerInfo } from '@nats-io/jetstream';
+import { expect, it } from 'vitest';
 import { createCapture } from '../../machines/create-capture.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
-import { startNatsServer, uniqueName, type NatsServer } from '../helpers/nats-server.js';
+import { useNatsEnv } from '../helpers/nats-env.js';
+import { uniqueName } from '../helpers/nats-server.js';
 import { mixedMessages, publishAll } from '../helpers/streams.js';
 import { auditArchive, recordChaos, restoreAndCompare } from './support.js';
 
@@ -21,24 +18,11 @@ const MESSAGES = 40_000;
 /** The consumer is deleted once this many messages are stored and acked. */
 const DELETE_AT = 12_000;
 
-let server: NatsServer;
-let nc: NatsConnection;
-let dir: string;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  dir = mkdtempSync(join(tmpdir(), 'jv-chaos-consumer-'));
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const env = useNatsEnv('chaos-consumer');
 
 /** Polls consumer info until `done` holds (a missing consumer counts as not done). */
 async function pollConsumer(stream: string, consumer: string, done: (info: ConsumerInfo) => boolean, timeoutMs: number, why: () => string): Promise<ConsumerInfo> {
-  const jsm = await jetstreamManager(nc);
+  const { jsm } = env;
   const deadline = Date.now() + timeoutMs;
   let last: ConsumerInfo | undefined;
   for (;;) {
@@ -53,10 +37,12 @@ async function pollConsumer(stream: string, consumer: string, done: (info: Consu
 }
 
 it('re-creates a deleted durable consumer and resumes: nothing lost, no message archived twice', { timeout: 80_000 }, async () => {
+  const { server, nc } = env;
+  const dir = env.tempDir();
   const stream = uniqueName('CONSDEL');
   const subject = stream.toLowerCase();
   const consumer = `jetvault-${stream}`;
-  const jsm = await jetstreamManager(nc);
+  const jsm = env.jsm;
   await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
   await publishAll(nc, stream, mixedMessages(MESSAGES, ['eu', 'us', 'apac', 'latam'].map((r) => `${subject}.${r}`)));
 

@@ -3,18 +3,15 @@
  * be acked while it fails (the messages stay unacknowledged on the server), blocks retry with backoff, and
  * once the store is back everything is stored and acked, each message exactly once.
  */
-import { jetstreamManager, type ConsumerInfo } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { ConsumerInfo } from '@nats-io/jetstream';
+import { expect, it } from 'vitest';
 import { createCapture } from '../../machines/create-capture.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { StoreError } from '../../src/errors.js';
 import { FileStore } from '../../src/stores/fs.js';
 import type { Store } from '../../src/stores/store.js';
-import { startNatsServer, uniqueName, type NatsServer } from '../helpers/nats-server.js';
+import { useNatsEnv } from '../helpers/nats-env.js';
+import { uniqueName } from '../helpers/nats-server.js';
 import { mixedMessages, publishAll } from '../helpers/streams.js';
 import { auditArchive, recordChaos, restoreAndCompare } from './support.js';
 
@@ -22,20 +19,7 @@ const OUTAGE_MS = 20_000;
 const BEFORE = 10_000;
 const DURING = 10_000;
 
-let server: NatsServer;
-let nc: NatsConnection;
-let dir: string;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  dir = mkdtempSync(join(tmpdir(), 'jv-chaos-store-'));
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const env = useNatsEnv('chaos-store');
 
 /** A FileStore whose writes fail (as an unreachable store's would) while `failing` is set. */
 function outageStore(real: FileStore) {
@@ -58,11 +42,13 @@ function outageStore(real: FileStore) {
 }
 
 it('retries through a 20 s store outage without acking anything, then stores everything once', { timeout: 85_000 }, async () => {
+  const { server, nc } = env;
+  const dir = env.tempDir();
   const stream = uniqueName('STOREOUT');
   const subject = stream.toLowerCase();
   const consumer = `jetvault-${stream}`;
   const subjects = ['eu', 'us', 'apac', 'latam'].map((r) => `${subject}.${r}`);
-  const jsm = await jetstreamManager(nc);
+  const jsm = env.jsm;
   await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
   const source = mixedMessages(BEFORE + DURING, subjects);
   const outage = outageStore(new FileStore(dir));
