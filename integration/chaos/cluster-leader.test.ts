@@ -198,7 +198,7 @@ async function killLeaderMidCapture(placement: Placement): Promise<void> {
       },
     });
     // No message stored twice, no duplicate object.
-    expect({ duplicateMessages: audit.duplicateMessages, overlappingBlocks: audit.overlappingBlocks }).toEqual({ duplicateMessages: 0, overlappingBlocks: 0 });
+    expect({ duplicateMessages: audit.duplicateMessages, duplicateObjects: audit.duplicateObjects }).toEqual({ duplicateMessages: 0, duplicateObjects: 0 });
     expect(audit.messages).toBe(roundTrip.source.length);
     expect(roundTrip.source).toHaveLength(TOTAL);
     expect(roundTrip.problems).toEqual([]);

@@ -78,7 +78,7 @@ it('dead-letters 1% undecodable messages and archives the other 99% exactly once
 
   // The archive proper: the 99%, once each, restorable exactly.
   const audit = await auditArchive(dir);
-  expect(audit).toMatchObject({ messages: N - poisonSeqs.length, overlappingBlocks: 0 });
+  expect(audit).toMatchObject({ messages: N - poisonSeqs.length, duplicateObjects: 0 });
   const roundTrip = await restoreAndCompare(dir, env.nc, stream);
   const poison = new Set(poisonSeqs);
   const expected = roundTrip.source.filter((m) => !poison.has(m.seq));
@@ -90,7 +90,7 @@ it('dead-letters 1% undecodable messages and archives the other 99% exactly once
     reaction: 'each retried once, then stored under _dead-letter/ with its error and acked; capture never stopped',
     messages: N,
     lost: expected.length - roundTrip.restored.length + (poisonSeqs.length - letters.length),
-    duplicateObjects: audit.overlappingBlocks,
+    duplicateObjects: audit.duplicateObjects,
     recoveryMs: 0,
     extra: { deadLettered: letters.length, captureMs: elapsedMs },
   });

@@ -138,7 +138,7 @@ it('shares one durable consumer between two capture processes: both store blocks
       },
     });
     // No message stored twice, no duplicate object (the two processes' block ranges interleave: that is not one).
-    expect({ duplicateMessages: audit.duplicateMessages, overlappingBlocks: audit.overlappingBlocks }).toEqual({ duplicateMessages: 0, overlappingBlocks: 0 });
+    expect({ duplicateMessages: audit.duplicateMessages, duplicateObjects: audit.duplicateObjects }).toEqual({ duplicateMessages: 0, duplicateObjects: 0 });
     expect(audit.messages).toBe(roundTrip.source.length);
     expect(roundTrip.source).toHaveLength(MESSAGES);
     expect(roundTrip.problems).toEqual([]);

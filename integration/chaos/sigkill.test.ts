@@ -190,7 +190,7 @@ it('archives every message exactly once after 5 SIGKILLs at random points and a 
     },
   });
   // No message stored twice, no duplicate object.
-  expect({ duplicateMessages: audit.duplicateMessages, overlappingBlocks: audit.overlappingBlocks }).toEqual({ duplicateMessages: 0, overlappingBlocks: 0 });
+  expect({ duplicateMessages: audit.duplicateMessages, duplicateObjects: audit.duplicateObjects }).toEqual({ duplicateMessages: 0, duplicateObjects: 0 });
   expect(audit.messages).toBe(roundTrip.source.length);
   expect(roundTrip.source).toHaveLength(MESSAGES);
   expect(roundTrip.problems).toEqual([]);

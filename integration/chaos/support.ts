@@ -55,8 +55,6 @@ export interface ArchiveAudit {
    * (Blocks of two processes sharing a consumer interleave their ranges without sharing a message: not counted.)
    */
   duplicateObjects: number;
-  /** Kept for older callers: the same as duplicateObjects. */
-  overlappingBlocks: number;
 }
 
 /** Reads every block of the archive and finds every message stored more than once, and the blocks holding them. */
@@ -87,7 +85,6 @@ export async function auditArchive(root: string): Promise<ArchiveAudit> {
     distinctMessages: holders.size,
     duplicateMessages: messages - holders.size,
     duplicateObjects: duplicateBlocks.size,
-    overlappingBlocks: duplicateBlocks.size,
   };
 }
 
