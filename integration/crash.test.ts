@@ -56,7 +56,7 @@ it('leaves exactly one copy of every block after SIGKILL between store and ack, 
   const crashed = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, [FIXTURE, a.url, stream, dir, '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.once('close', (code, signal) => resolve({ code, signal, stderr }));
   });
   expect(crashed, crashed.stderr).toMatchObject({ signal: 'SIGKILL' });

@@ -51,8 +51,8 @@ function startWorker(name: string, stream: string): Worker {
     '--max-messages', '500', '--idle', '1s', '--ack-wait', '30s', '--log-level', 'info', '--log-format', 'json'], { timeoutMs: 60_000 });
   const worker: Worker = { name, proc, events: [] };
   let partial = '';
-  proc.child.stderr!.on('data', (chunk: Buffer) => {
-    partial += chunk.toString();
+  proc.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    partial += chunk;
     const lines = partial.split('\n');
     partial = lines.pop()!;
     for (const line of lines) {

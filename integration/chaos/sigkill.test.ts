@@ -86,8 +86,8 @@ async function captureRun(stream: string, once: boolean, point: KillPoint | unde
   };
   const counts = new Map<string, number>();
   let partial = '';
-  proc.child.stderr!.on('data', (chunk: Buffer) => {
-    partial += chunk.toString();
+  proc.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    partial += chunk;
     const lines = partial.split('\n');
     partial = lines.pop()!;
     for (const line of lines) {

@@ -96,9 +96,9 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
         fail(new JetvaultError('JV_CONNECT_FAILED', `nats-server exited (${code ?? signal}) before it was ready: ${log.slice(-500)}`));
       };
       child.once('exit', exitedEarly);
-      child.stderr?.on('data', (chunk: Buffer) => {
+      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
         // Keep draining, so the server never blocks on a full pipe.
-        log = (log + chunk.toString()).slice(-64_000);
+        log = (log + chunk).slice(-64_000);
         logTail = log;
         const m = /Listening for client connections on [^\s:]+:(\d+)/.exec(log);
         if (m && listening === -1) listening = Number(m[1]);
