@@ -61,7 +61,7 @@ describe.skipIf(!built)('jetvault CLI', () => {
 
     it('lists every capture option of the contract', async () => {
       const run = await jetvault(['capture', '--help']);
-      for (const flag of ['--server', '--stream', '--consumer', '--store', '--format', '--compression', '--max-age', '--max-messages', '--max-bytes', '--max-buffer', '--idle', '--split-by', '--once', '--ack-wait', '--max-ack-pending', '--recreate-consumer', '--drain-timeout', '--log-level']) {
+      for (const flag of ['--server', '--stream', '--consumer', '--store', '--format', '--compression', '--max-age', '--max-messages', '--max-bytes', '--max-buffer', '--idle', '--split-by', '--once', '--ack-wait', '--max-ack-pending', '--pull-batch', '--recreate-consumer', '--drain-timeout', '--log-level']) {
         expect(run.stdout).toContain(flag);
       }
     });
@@ -95,6 +95,7 @@ describe.skipIf(!built)('jetvault CLI', () => {
       expectCleanError(await jetvault(capture('--max-bytes', '64M')), 2, /--max-bytes/);
       expectCleanError(await jetvault(capture('--max-buffer', '0')), 2, /--max-buffer/);
       expectCleanError(await jetvault(capture('--max-buffer', 'lots')), 2, /--max-buffer/);
+      expectCleanError(await jetvault(capture('--pull-batch', '0')), 2, /--pull-batch must be a positive integer, got "0"/);
       expectCleanError(await jetvault(capture('--buffer-to-disk', '')), 2, /--buffer-to-disk needs a directory/);
       expectCleanError(await jetvault(capture('--buffer-to-disk', CLI)), 2, /spill directory .*--buffer-to-disk.* cannot be used: EEXIST/);
       expectCleanError(await jetvault(capture('--idle', '30')), 2, /--idle needs a unit/);

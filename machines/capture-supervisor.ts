@@ -30,6 +30,8 @@ export interface CaptureSupervisorInput {
   create: { ackWaitMs: number; maxAckPending: number };
   /** Re-create the consumer when it is deleted even though jetvault did not create it. */
   recreateConsumer: boolean;
+  /** Messages pulled ahead; default sized by the stream's average message size (see pullBatchFor). */
+  pullBatch?: number;
   store: Store;
   router: Omit<RouterOptions<unknown>, 'onOpen' | 'onFull' | 'onUndecodable'>;
   maxAgeMs: number;
@@ -375,6 +377,7 @@ export const captureSupervisorMachine = setup({
           consumer: context.consumer,
           create: context.create,
           recreate: context.recreateConsumer,
+          ...(context.pullBatch !== undefined ? { batch: context.pullBatch } : {}),
           resumeSeq: resumeSeqOf(context.router),
           onMessage: routeOf(context.router),
         }),

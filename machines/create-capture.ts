@@ -55,6 +55,7 @@ export function createCapture<T = Envelope>(options: CaptureOptions<T>): Capture
         maxAckPending: options.maxAckPending ?? CAPTURE_DEFAULTS.maxAckPending,
       },
       recreateConsumer: options.recreateConsumer ?? false,
+      ...(options.pullBatch !== undefined ? { pullBatch: options.pullBatch } : {}),
       store,
       router: {
         stream,

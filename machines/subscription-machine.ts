@@ -8,7 +8,14 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { assign, fromCallback, sendParent, setup } from 'xstate';
 import { exponentialJitter } from '../src/capture/backoff.js';
 import { JetvaultError } from '../src/errors.js';
-import { bindConsumer, consumeMessages, JETVAULT_CONSUMER_DESCRIPTION, type ConsumeEvent } from './actors/subscription-actors.js';
+import {
+  bindConsumer,
+  consumeMessages,
+  JETVAULT_CONSUMER_DESCRIPTION,
+  MAX_PULL_BATCH,
+  pullBatchFor,
+  type ConsumeEvent,
+} from './actors/subscription-actors.js';
 
 export interface SubscriptionInput {
   nc: NatsConnection;
@@ -20,11 +27,13 @@ export interface SubscriptionInput {
   /** The sequence a re-created consumer starts at: nothing captured already is delivered again. */
   resumeSeq: () => number;
   onMessage: (message: JsMsg) => void;
+  /** Messages pulled ahead; without it, sized at bind by the stream's average message size (pullBatchFor). */
   batch?: number;
 }
 
 export interface SubscriptionContext extends SubscriptionInput {
-  batch: number;
+  /** The batch consume() pulls with, set at bind. */
+  pullBatch: number;
   handle: Consumer | undefined;
   info: ConsumerInfo | undefined;
   attempts: number;
@@ -81,7 +90,7 @@ export const subscriptionMachine = setup({
   },
 }).createMachine({
   id: 'subscription',
-  context: ({ input }) => ({ ...input, batch: input.batch ?? 1_000, handle: undefined, info: undefined, attempts: 0, error: undefined }),
+  context: ({ input }) => ({ ...input, pullBatch: input.batch ?? MAX_PULL_BATCH, handle: undefined, info: undefined, attempts: 0, error: undefined }),
   initial: 'binding',
   on: { stop: '.stopped' },
   states: {
@@ -107,7 +116,12 @@ export const subscriptionMachine = setup({
         onDone: {
           target: 'active',
           actions: [
-            assign({ handle: ({ event }) => event.output.consumer, info: ({ event }) => event.output.info, attempts: 0 }),
+            assign({
+              handle: ({ event }) => event.output.consumer,
+              info: ({ event }) => event.output.info,
+              pullBatch: ({ context, event }) => context.batch ?? pullBatchFor(event.output.streamInfo.state),
+              attempts: 0,
+            }),
             sendParent(({ event }) => ({
               type: 'subscription.bound',
               info: event.output.info,
@@ -126,7 +140,7 @@ export const subscriptionMachine = setup({
       invoke: [
         {
           src: 'consumeMessages',
-          input: ({ context }) => ({ consumer: context.handle!, onMessage: context.onMessage, batch: context.batch }),
+          input: ({ context }) => ({ consumer: context.handle!, onMessage: context.onMessage, batch: context.pullBatch }),
         },
         { src: 'watchConsumerDeleted', input: ({ context }) => ({ nc: context.nc, stream: context.stream, consumer: context.consumer }) },
       ],

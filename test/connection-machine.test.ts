@@ -4,6 +4,7 @@ import { createActor, fromCallback, fromPromise, setup, SimulatedClock, type Any
 import { ACK_REPLAY_WINDOW_MS, acksSurviveReconnects, rawConnection, type ConnectInput, type ConnectionStatusEvent } from '../machines/actors/connection-actors.js';
 import { connectionMachine, type ConnectionInput, type ConnectionParentEvent } from '../machines/connection-machine.js';
 import { JetvaultError } from '../src/errors.js';
+import { publishToAllOf } from '../src/capture/reply-ack.js';
 
 const fakeNc = { name: 'fake connection' } as unknown as NatsConnection;
 
@@ -262,6 +263,25 @@ describe('acksSurviveReconnects', () => {
       { subject: '$JS.ACK.S.C.1.2.2.0.0', payload: '+ACK' },
       { subject: '$JS.ACK.S.C.1.3.3.0.0', payload: '+ACK' },
       { subject: '$JS.ACK.S.C.1.5.5.0.0', payload: '+ACK' },
+    ]);
+    f.close();
+  });
+
+  it('replays the batch acks of a block (publishToAllOf) like single ones, and does not keep in-progress marks', async () => {
+    const f = fakeConnection();
+    const nc = acksSurviveReconnects(f.nc, () => 0);
+    const toAll = publishToAllOf(nc);
+    toAll(['$JS.ACK.S.C.1.1.1.0.0', '$JS.ACK.S.C.1.2.2.0.0'], ACK);
+    toAll(['$JS.ACK.S.C.1.3.3.0.0'], WPI);
+    // The fake has no nats.js protocol handler: each subject goes through publish().
+    expect(f.published.map((p) => p.payload)).toEqual(['+ACK', '+ACK', '+WPI']);
+    f.published.length = 0;
+    f.emit({ type: 'disconnect', server: 'a' });
+    f.emit({ type: 'reconnect', server: 'a' });
+    await settle();
+    expect(f.published).toEqual([
+      { subject: '$JS.ACK.S.C.1.1.1.0.0', payload: '+ACK' },
+      { subject: '$JS.ACK.S.C.1.2.2.0.0', payload: '+ACK' },
     ]);
     f.close();
   });

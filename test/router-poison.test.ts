@@ -81,7 +81,7 @@ describe('poison messages', () => {
     expect(r.held).toBe(2);
     // Acked only with its block, after the store: the ack handle is held like any other message's.
     expect(third.state.acks).toBe(0);
-    for (const ack of dead.acks) ack.ack();
+    dead.acks.ackAll();
     expect(third.state.acks).toBe(1);
     const sealed = await dead.seal('idle');
     expect(sealed.key).toMatch(/^_dead-letter\/ORDERS\/\d{4}\/\d{2}\/\d{2}\/\d{2}\/ORDERS-000000000007-000000000007\.ndjson$/);
@@ -109,12 +109,13 @@ describe('poison messages', () => {
   });
 });
 
-describe('poison and buffer options', () => {
+describe('poison, buffer and pull options', () => {
   it.each([
     [{ poisonAttempts: 0 }, /poisonAttempts must be a positive integer, got 0/],
     [{ poisonAttempts: 1.5 }, /poisonAttempts must be a positive integer/],
     [{ poisonRetryDelayMs: -1 }, /poisonRetryDelayMs must be a positive duration, got -1/],
     [{ maxBufferBytes: 0 }, /maxBufferBytes must be a positive integer, got 0/],
+    [{ pullBatch: 0 }, /pullBatch must be a positive integer, got 0/],
   ])('refuses %o', (bad, message) => {
     expect(() => validateCaptureOptions({ servers: 'nats://x:4222', stream: 'S', store: '/tmp/x', ...bad })).toThrow(message);
   });

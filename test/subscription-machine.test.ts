@@ -2,7 +2,7 @@ import type { Consumer, ConsumerInfo, JsMsg, StreamInfo } from '@nats-io/jetstre
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createActor, fromCallback, fromPromise, setup, SimulatedClock, type AnyActorRef } from 'xstate';
-import type { BindInput, BindResult, ConsumeEvent, ConsumeInput } from '../machines/actors/subscription-actors.js';
+import { pullBatchFor, type BindInput, type BindResult, type ConsumeEvent, type ConsumeInput } from '../machines/actors/subscription-actors.js';
 import { subscriptionMachine, watchConsumerDeleted, type SubscriptionInput, type SubscriptionParentEvent } from '../machines/subscription-machine.js';
 import { JetvaultError } from '../src/errors.js';
 
@@ -25,7 +25,10 @@ interface Consumption {
 }
 
 /** Runs the subscription machine, with stubbed bind/consume, under a parent that records what it is told. */
-function run(bind: (attempt: number) => Promise<BindResult> = async () => ({ consumer: { n: 1 } as unknown as Consumer, info, streamInfo, created: false })) {
+function run(
+  bind: (attempt: number) => Promise<BindResult> = async () => ({ consumer: { n: 1 } as unknown as Consumer, info, streamInfo, created: false }),
+  overrides: Partial<SubscriptionInput> = {},
+) {
   vi.spyOn(Math, 'random').mockReturnValue(0); // backoff jitter at its floor: half the ceiling
   const clock = new SimulatedClock();
   const binds: Array<{ input: BindInput; at: number }> = [];
@@ -58,6 +61,7 @@ function run(bind: (attempt: number) => Promise<BindResult> = async () => ({ con
     recreate: false,
     resumeSeq: () => 42,
     onMessage,
+    ...overrides,
   };
   const told: Array<{ type: string }> = [];
   const parent = setup({ actors: { subscription: machine } }).createMachine({
@@ -83,6 +87,16 @@ function run(bind: (attempt: number) => Promise<BindResult> = async () => ({ con
   };
 }
 
+describe('pullBatchFor', () => {
+  it('pulls 4,000 small messages, about 16 MiB of large ones, and never fewer than 16', () => {
+    expect(pullBatchFor({ messages: 0, bytes: 0 })).toBe(4_000);
+    expect(pullBatchFor({ messages: 1_000, bytes: 100_000 })).toBe(4_000);
+    expect(pullBatchFor({ messages: 1_000, bytes: 1_000 * 4096 })).toBe(4_000);
+    expect(pullBatchFor({ messages: 10, bytes: 10 * 65_536 })).toBe(256);
+    expect(pullBatchFor({ messages: 10, bytes: 10 * 8 * 1024 * 1024 })).toBe(16);
+  });
+});
+
 describe('subscription machine', () => {
   it('binds, tells its parent, and consumes with the bound consumer', async () => {
     const h = run();
@@ -92,8 +106,19 @@ describe('subscription machine', () => {
     expect(h.binds.map((b) => b.input)).toEqual([{ nc, stream: 'ORDERS', consumer: 'jv', create: { ackWaitMs: 60_000, maxAckPending: 500 } }]);
     expect(h.told()).toEqual([{ type: 'subscription.bound', info, streamInfo, created: false }]);
     expect(h.consumptions).toHaveLength(1);
-    expect(h.consumptions[0]!.input).toEqual({ consumer: { n: 1 }, onMessage: h.onMessage, batch: 1_000 });
+    expect(h.consumptions[0]!.input).toEqual({ consumer: { n: 1 }, onMessage: h.onMessage, batch: 4_000 });
     expect(h.errors).toEqual([]);
+  });
+
+  it('pulls fewer messages at a time from a stream of large messages, unless told a batch', async () => {
+    const large = { ...streamInfo, state: { last_seq: 7, messages: 1_000, bytes: 1_000 * 256 * 1024 } } as unknown as StreamInfo;
+    const bind = async () => ({ consumer: { n: 1 } as unknown as Consumer, info, streamInfo: large, created: false });
+    const sized = run(bind);
+    await settle();
+    expect(sized.consumptions[0]!.input.batch).toBe(64); // 16 MiB of 256 KiB messages
+    const told = run(bind, { batch: 500 });
+    await settle();
+    expect(told.consumptions[0]!.input.batch).toBe(500);
   });
 
   it('fails for good on a JetvaultError from bind (missing stream, unusable consumer)', async () => {

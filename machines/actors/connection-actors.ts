@@ -2,6 +2,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { fromCallback, fromPromise } from 'xstate';
 import { JetvaultError } from '../../src/errors.js';
+import { ACK, PUBLISH_TO_ALL, rawPublishToAll, type PublishToAll } from '../../src/capture/reply-ack.js';
 
 export interface ConnectInput {
   servers: string[];
@@ -35,7 +36,6 @@ export const openConnection = fromPromise<NatsConnection, ConnectInput>(async ({
 });
 
 const ACK_PREFIX = '$JS.ACK.';
-const ACK = Uint8Array.of(0x2b, 0x41, 0x43, 0x4b); // +ACK
 const isAck = (payload: unknown) =>
   payload instanceof Uint8Array && payload.length === 4 && payload[0] === ACK[0] && payload[1] === ACK[1] && payload[2] === ACK[2] && payload[3] === ACK[3];
 /** Acks published this recently before a disconnect are sent again after the reconnect. */
@@ -61,23 +61,35 @@ export function acksSurviveReconnects(nc: NatsConnection, now: () => number = Da
   let down = false;
   let reconnects = 0;
   let waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  const rotate = () => {
+    if (!down && now() - rotatedAt >= ACK_REPLAY_WINDOW_MS) {
+      previous = current;
+      current = [];
+      rotatedAt = now();
+    }
+  };
   const publish: NatsConnection['publish'] = (subject, payload, options) => {
     if (subject.startsWith(ACK_PREFIX) && isAck(payload)) {
-      if (!down && now() - rotatedAt >= ACK_REPLAY_WINDOW_MS) {
-        previous = current;
-        current = [];
-        rotatedAt = now();
-      }
+      rotate();
       current.push(subject);
     }
     nc.publish(subject, payload, options);
+  };
+  // A block's acks, in batches (src/capture/reply-ack.ts); kept for replay like single ones.
+  const toAll = rawPublishToAll(nc);
+  const publishToAll: PublishToAll = (subjects, payload) => {
+    if (isAck(payload)) {
+      rotate();
+      for (const subject of subjects) current.push(subject);
+    }
+    toAll(subjects, payload);
   };
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') down = true;
       else if (s.type === 'reconnect') {
         const replay = previous.concat(current);
-        for (const subject of replay) nc.publish(subject, ACK);
+        toAll(replay, ACK);
         previous = replay;
         current = [];
         rotatedAt = now();
@@ -110,6 +122,7 @@ export function acksSurviveReconnects(nc: NatsConnection, now: () => number = Da
     get(target, property) {
       if (property === 'publish') return publish;
       if (property === 'flush') return flush;
+      if (property === PUBLISH_TO_ALL) return publishToAll;
       if (property === RAW) return target;
       const value = Reflect.get(target, property, target) as unknown;
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;

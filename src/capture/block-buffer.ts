@@ -17,14 +17,11 @@ import { ARCHIVE_FORMAT_VERSION, type BlockManifest, type SealReason } from '../
 import type { Compression } from '../compression/compression.js';
 import type { BlockEncoder, BlockFormat } from '../formats/format.js';
 import type { SpillDirectory, SpillFile } from './spill.js';
+import { BlockAcks, type AckHandle } from './block-acks.js';
+import type { PublishToAll } from './reply-ack.js';
 import { VERSION } from '../version.js';
 
-/** What the block keeps of a message to acknowledge it later (a JsMsg satisfies it). */
-export interface AckHandle {
-  ack(): void;
-  nak(millis?: number): void;
-  working(): void;
-}
+export type { AckHandle } from './block-acks.js';
 
 /** Where a value came from: always known, whatever the format writes. */
 export interface MessageMeta {
@@ -43,6 +40,8 @@ export interface BlockBufferParams<T> {
   deadLetter?: boolean;
   /** Clock in ms; injected so tests run on simulated time. */
   now: () => number;
+  /** Sends acks to the ack subjects appended (see reply-ack.ts); needed only when append() is given subjects. */
+  publishAcks?: PublishToAll;
   /** Spill completed chunks of the body to a file there (only when the format's encoder has takeChunks()). */
   spill?: SpillDirectory;
   /**
@@ -76,7 +75,7 @@ export class BlockBuffer<T = Envelope> {
   lastAppendAt: number;
   /** Set when the block starts sealing: the router then opens a new block for this split key. */
   closed = false;
-  readonly acks: AckHandle[] = [];
+  readonly acks: BlockAcks;
   private readonly encoder: BlockEncoder<T>;
   private readonly params: BlockBufferParams<T>;
   /** Set only when spilling is on and the encoder can hand over completed chunks. */
@@ -90,6 +89,7 @@ export class BlockBuffer<T = Envelope> {
     this.splitKey = params.splitKey;
     this.deadLetter = params.deadLetter ?? false;
     this.encoder = params.format.createEncoder();
+    this.acks = new BlockAcks(params.publishAcks);
     this.spillTo = params.spill !== undefined && typeof this.encoder.takeChunks === 'function' ? params.spill : undefined;
     this.openedAt = params.now();
     this.lastAppendAt = this.openedAt;
@@ -100,7 +100,8 @@ export class BlockBuffer<T = Envelope> {
     return this.bytes - this.spilledBytes;
   }
 
-  append(value: T, meta: MessageMeta, ack?: AckHandle): void {
+  /** `ack`: the message's ack subject, or a handle that acks it. */
+  append(value: T, meta: MessageMeta, ack?: AckHandle | string): void {
     this.bytes += this.encoder.write(value);
     if (this.spillTo !== undefined) this.spillCompleted(this.spillTo);
     if (this.count === 0) {
@@ -118,7 +119,7 @@ export class BlockBuffer<T = Envelope> {
     }
     this.count++;
     this.lastAppendAt = this.params.now();
-    if (ack) this.acks.push(ack);
+    if (ack !== undefined) this.acks.add(ack);
   }
 
   /**

@@ -72,6 +72,12 @@ export interface CaptureOptions<T = Envelope> {
   /** max_ack_pending of a consumer jetvault creates. Default 100,000. */
   maxAckPending?: number;
   /**
+   * Messages pulled ahead of processing. Default: 4,000, fewer for large messages (about 16 MiB at the
+   * stream's average message size, at least 16), so a pause of the capture (sealing, acking a block) does
+   * not leave the server without a pull to answer.
+   */
+  pullBatch?: number;
+  /**
    * A consumer deleted during the capture is re-created (with its former settings, starting after what was
    * captured) when jetvault created it. Set this to do the same for a consumer you created; otherwise its
    * deletion stops the capture with JV_CONSUMER_DELETED. Default false.
@@ -158,6 +164,7 @@ export function validateCaptureOptions<T>(options: CaptureOptions<T>): void {
     throw new UsageError(`bufferDir must be a directory path, got ${JSON.stringify(options.bufferDir)}`);
   }
   positiveInt('maxAckPending', options.maxAckPending);
+  positiveInt('pullBatch', options.pullBatch);
   positiveInt('maxStoreAttempts', options.maxStoreAttempts === Number.POSITIVE_INFINITY ? undefined : options.maxStoreAttempts);
   positiveInt('poisonAttempts', options.poisonAttempts);
   positiveMs('poisonRetryDelayMs', options.poisonRetryDelayMs);

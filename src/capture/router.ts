@@ -12,7 +12,7 @@ import type { Compression } from '../compression/compression.js';
 import { deadLetterFormat, type DeadLetter } from '../formats/dead-letter.js';
 import type { BlockFormat } from '../formats/format.js';
 import { BlockBuffer, type AckHandle } from './block-buffer.js';
-import { publisherOf, ReplyAck } from './reply-ack.js';
+import { publishToAllOf, type PublishToAll } from './reply-ack.js';
 import { envelopeOf } from './envelope-of.js';
 import { SeqSet } from './seq-set.js';
 import type { MessageDecoder } from './options.js';
@@ -89,7 +89,9 @@ export class BlockRouter<T = Envelope> {
   private nextId = 1;
   private streamConfig: Record<string, unknown> = {};
   private maxAckPending = Number.POSITIVE_INFINITY;
-  private ackHandleOf: (message: JsMsg) => AckHandle = (message) => message;
+  /** What a block keeps to ack a message: its ack subject once bound to a connection, else the message. */
+  private ackOf: (message: JsMsg) => AckHandle | string = (message) => message;
+  private publishAcks: PublishToAll | undefined;
   /** How often (in messages) the ack-pending guard looks: often enough for small limits, cheap for large. */
   private reliefEvery = 64;
   private readonly open = new Map<string, OpenBlock<T>>();
@@ -109,9 +111,12 @@ export class BlockRouter<T = Envelope> {
     this.poisonAttempts = maxDeliver > 0 ? Math.min(this.options.poison.attempts, maxDeliver) : this.options.poison.attempts;
     // Blocks keep only the ack subject of each message; without a connection (tests) the message itself.
     if (nc) {
-      const publish = publisherOf(nc);
-      this.ackHandleOf = (message) => new ReplyAck(publish, (message as JsMsg & { reply: string }).reply);
-    } else this.ackHandleOf = (message) => message;
+      this.publishAcks = publishToAllOf(nc);
+      this.ackOf = (message) => (message as JsMsg & { reply: string }).reply;
+    } else {
+      this.publishAcks = undefined;
+      this.ackOf = (message) => message;
+    }
     this.streamConfig = streamConfig;
     this.maxAckPending = maxAckPending > 0 ? maxAckPending : Number.POSITIVE_INFINITY;
     this.reliefEvery = Math.max(1, Math.min(64, Math.floor(this.maxAckPending / 4)));
@@ -162,7 +167,7 @@ export class BlockRouter<T = Envelope> {
     const { buffer } = block;
     const bytesBefore = buffer.bytes;
     try {
-      buffer.append(value, envelope, this.ackHandleOf(message));
+      buffer.append(value, envelope, this.ackOf(message));
       block.seqs.push(envelope.seq);
     } catch (error) {
       // The format refused the value (e.g. a CSV flatten that throws): nothing was appended.
@@ -219,7 +224,7 @@ export class BlockRouter<T = Envelope> {
     if (!block || block.buffer.closed) block = this.openDeadLetterBlock();
     const letter: DeadLetter = { envelope, error: errorText(error), deliveries: envelope.deliveryCount, at: this.options.now() };
     const bytesBefore = block.buffer.bytes;
-    block.buffer.append(letter, envelope, this.ackHandleOf(message));
+    block.buffer.append(letter, envelope, this.ackOf(message));
     block.seqs.push(envelope.seq);
     this.held++;
     this.bufferedBytes += block.buffer.bytes - bytesBefore;
@@ -241,6 +246,7 @@ export class BlockRouter<T = Envelope> {
       streamConfig: {},
       deadLetter: true,
       now,
+      publishAcks: this.publishAcks,
       ...this.spillParams(),
     });
     const block = { id: `dl${this.nextId++}`, buffer, seqs: [] };
@@ -304,7 +310,7 @@ export class BlockRouter<T = Envelope> {
 
   private openBlock(splitKey: string): OpenBlock<T> {
     const { stream, consumer, format, compression, now } = this.options;
-    const buffer = new BlockBuffer<T>({ stream, splitKey, consumer, format, compression, streamConfig: this.streamConfig, now, ...this.spillParams() });
+    const buffer = new BlockBuffer<T>({ stream, splitKey, consumer, format, compression, streamConfig: this.streamConfig, now, publishAcks: this.publishAcks, ...this.spillParams() });
     const block = { id: `b${this.nextId++}`, buffer, seqs: [] };
     this.seqsOf.set(buffer, block.seqs);
     this.open.set(splitKey, block);

@@ -39,6 +39,7 @@ export interface CaptureFlags extends StoreFlags {
   once?: boolean;
   ackWait?: number;
   maxAckPending?: number;
+  pullBatch?: number;
   recreateConsumer?: boolean;
   drainTimeout?: number;
   quiet?: boolean;
@@ -81,6 +82,7 @@ export function captureCommand(ctx: CliContext): Command {
     .option('--once', 'capture what is pending now, store and ack it, then exit')
     .option('--ack-wait <duration>', 'ack_wait of a consumer jetvault creates (default: --max-age plus 1m)', (v) => parseDuration(v, '--ack-wait'))
     .option('--max-ack-pending <n>', `max_ack_pending of a consumer jetvault creates (default ${D.maxAckPending})`, (v) => parsePositiveInt(v, '--max-ack-pending'))
+    .option('--pull-batch <n>', 'messages pulled ahead of processing (default 4000, fewer for large messages: about 16 MiB)', (v) => parsePositiveInt(v, '--pull-batch'))
     .option('--recreate-consumer', 're-create the consumer if it is deleted during the capture, even when jetvault did not create it')
     .option('--drain-timeout <duration>', `how long shutdown may take to store and ack open blocks (default ${formatDuration(D.drainTimeoutMs)})`, (v) => parseDuration(v, '--drain-timeout'))
     .option('--metrics-port <port>', 'serve /metrics (Prometheus), /healthz and /readyz on this port', (v) => parsePort(v, '--metrics-port'))
@@ -112,6 +114,7 @@ export function captureOptionsFrom(flags: CaptureFlags): Omit<CaptureOptions, 's
   if (flags.once) options.once = true;
   if (flags.ackWait !== undefined) options.ackWaitMs = flags.ackWait;
   if (flags.maxAckPending !== undefined) options.maxAckPending = flags.maxAckPending;
+  if (flags.pullBatch !== undefined) options.pullBatch = flags.pullBatch;
   if (flags.drainTimeout !== undefined) options.drainTimeoutMs = flags.drainTimeout;
   return options;
 }
