@@ -102,6 +102,7 @@ const flushOf = (nc: NatsConnection) => () => nc.flush();
 const routeOf = (router: BlockRouter<unknown>) => (message: JsMsg) => router.route(message);
 const resumeSeqOf = (router: BlockRouter<unknown>) => () => router.resumeSeq();
 const heldOf = (router: BlockRouter<unknown>) => () => router.held;
+const highestSeqOf = (router: BlockRouter<unknown>) => () => router.highestSeen;
 
 /** The error a failed block ends the capture with: its own code (e.g. JV_UNSAFE_KEY), the block named. */
 function blockFailure(event: Extract<BlockParentEvent, { type: 'block.finished' }>): JetvaultError {
@@ -465,6 +466,7 @@ export const captureSupervisorMachine = setup({
                   consumer: context.consumer,
                   lastSeqAtStart: context.lastSeqAtStart,
                   held: heldOf(context.router),
+                  highestSeq: highestSeqOf(context.router),
                   intervalMs: 100,
                 }),
               },

@@ -34,20 +34,39 @@ export interface CaughtUpInput {
   lastSeqAtStart: number;
   /** Messages this capture holds unacked right now. */
   held: () => number;
+  /** The highest stream sequence this capture received so far. */
+  highestSeq?: () => number;
   intervalMs: number;
 }
+
+/** How often the highest sequence received is looked at between two polls of the server. */
+const LOCAL_CHECK_MS = 5;
 
 /**
  * `--once`: polls the consumer until everything pending at start was delivered and every message the
  * server counts as unacknowledged is one this capture holds (none left with an earlier, crashed run).
+ * The server is asked at once when the last sequence at start arrives, not at the next poll: the end of a
+ * --once run waited up to a poll interval (100 ms) for nothing.
  */
 export const watchCaughtUp = fromCallback<{ type: 'noop' }, CaughtUpInput>(({ input, sendBack }) => {
   let stopped = false;
+  let checking = false;
   let timer: NodeJS.Timeout | undefined;
   let reportedWaiting = -1;
   let lastObserved = '';
+  let askedAtSeq = -1;
+  const local = input.highestSeq
+    ? setInterval(() => {
+        const seq = input.highestSeq!();
+        if (checking || stopped || seq < input.lastSeqAtStart || seq === askedAtSeq) return;
+        askedAtSeq = seq;
+        if (timer) clearTimeout(timer);
+        void check();
+      }, LOCAL_CHECK_MS)
+    : undefined;
   const check = async () => {
-    if (stopped) return;
+    if (stopped || checking) return;
+    checking = true;
     try {
       const jsm = await jetstreamManager(input.nc);
       const info = await jsm.consumers.info(input.stream, input.consumer);
@@ -69,6 +88,8 @@ export const watchCaughtUp = fromCallback<{ type: 'noop' }, CaughtUpInput>(({ in
       }
     } catch {
       // Connection blips are the connection machine's business; just look again.
+    } finally {
+      checking = false;
     }
     if (!stopped) timer = setTimeout(check, input.intervalMs);
   };
@@ -76,6 +97,7 @@ export const watchCaughtUp = fromCallback<{ type: 'noop' }, CaughtUpInput>(({ in
   return () => {
     stopped = true;
     if (timer) clearTimeout(timer);
+    if (local) clearInterval(local);
   };
 });
 

@@ -122,6 +122,11 @@ export class BlockRouter<T = Envelope> {
     this.reliefEvery = Math.max(1, Math.min(64, Math.floor(this.maxAckPending / 4)));
   }
 
+  /** The highest stream sequence routed so far. */
+  get highestSeen(): number {
+    return this.highestSeq;
+  }
+
   /** From now on, new messages are handed back (nak) for redelivery instead of being captured. */
   stopAccepting(): void {
     this.accepting = false;
