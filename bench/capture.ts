@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     };
     for (const [i, section] of plan.sections.entries()) {
       progress(`${section.name}: filling ${count(section.workload.messages)} messages`);
-      await runSection(bench, section, `B${i}`, onResult);
+      await runSection(bench, section, `B${i}`, onResult, options.repeat);
     }
     if (plan.memory) {
       progress(`${plan.memory.name}: filling ${count(plan.memory.workload.messages)} messages`);
@@ -132,6 +132,7 @@ async function main(): Promise<void> {
         messages: options.messages,
         memoryMessages: options.memoryMessages,
         only: [...options.only],
+        repeat: options.repeat,
         ...(options.filter ? { filter: options.filter.source } : {}),
       },
       ...(startup !== undefined ? { cliStartupSeconds: startup } : {}),

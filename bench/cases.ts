@@ -172,7 +172,11 @@ class SectionRun {
     const { value: report, sample } = await measure(this.bench.serverCpu, once);
     expectAll(`capture ${format}+${compression}`, report.messages, this.messages);
     await this.jsm.consumers.delete(this.stream, consumer);
-    if (format === 'raw' && compression === 'none') this.archiveDir = dir;
+    if (format === 'raw' && compression === 'none') {
+      // Another round's archive of the same case is the same stream again: keep the newest.
+      if (this.archiveDir) rmSync(this.archiveDir, { recursive: true, force: true });
+      this.archiveDir = dir;
+    }
     else rmSync(dir, { recursive: true, force: true });
     const r = this.row(step, { sample, blocks: report.blocks, seals, storedBytes: report.storedBytes }, this.consumeBaseline);
     if (report.abandonedBlocks > 0) r.notes.push(`${report.abandonedBlocks} blocks abandoned`);
@@ -213,14 +217,48 @@ class SectionRun {
   }
 }
 
-/** Fills the section's stream, runs its steps, deletes its streams; onResult sees each row as it is made. */
-export async function runSection(bench: Bench, section: Section, streamPrefix: string, onResult?: (r: CaseResult) => void): Promise<CaseResult[]> {
+/**
+ * Fills the section's stream, runs its steps (`repeat` rounds of all of them, in turn, so a baseline and
+ * the cases it is compared with see the same moments of the machine), deletes its streams. With more than
+ * one round each row is the median round of its case, its ratio the median over the median baseline.
+ * onResult sees each row as it is made.
+ */
+export async function runSection(
+  bench: Bench,
+  section: Section,
+  streamPrefix: string,
+  onResult?: (r: CaseResult) => void,
+  repeat = 1,
+): Promise<CaseResult[]> {
   const run = new SectionRun(bench, section, streamPrefix, await jetstreamManager(bench.nc), await jetstreamManager(bench.nc2));
   await fillStream(bench.nc, run.stream, section.workload);
-  for (const step of section.steps) {
-    const result = await run.run(step);
-    onResult?.(result);
+  const rounds = section.steps.map(() => [] as CaseResult[]);
+  for (let round = 0; round < repeat; round++) {
+    for (const [i, step] of section.steps.entries()) {
+      const result = await run.run(step);
+      rounds[i]!.push(result);
+      if (repeat === 1) onResult?.(result);
+    }
   }
   await run.end();
-  return run.results;
+  if (repeat === 1) return run.results;
+  const medians = rounds.map(medianRound);
+  for (const r of medians) {
+    const baseline = r.ratio && medians.find((m) => m.name === r.ratio!.to);
+    if (baseline) r.ratio = { to: baseline.name, value: r.msgsPerSec / baseline.msgsPerSec };
+    onResult?.(r);
+  }
+  return medians;
+}
+
+/** The median round of one case (the lower middle one for an even count), with every round's msgs/s. */
+export function medianRound(results: readonly CaseResult[]): CaseResult {
+  const sorted = [...results].sort((a, b) => a.msgsPerSec - b.msgsPerSec);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  const rates = results.map((r) => r.msgsPerSec);
+  return {
+    ...median,
+    rounds: rates,
+    notes: [...median.notes, `median of ${results.length} rounds: ${rates.map((v) => Math.round(v).toLocaleString('en-US')).join(', ')} msgs/s`],
+  };
 }

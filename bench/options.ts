@@ -15,6 +15,8 @@ export interface BenchOptions {
   filter: RegExp | undefined;
   /** Print the cases that would run and exit. */
   list: boolean;
+  /** Rounds of each section's cases, in turn; each row is the median round. */
+  repeat: number;
 }
 
 export const USAGE = `usage: npm run bench -- [flags]   (or: node dist/bench/capture.js [flags])
@@ -35,6 +37,9 @@ export const USAGE = `usage: npm run bench -- [flags]   (or: node dist/bench/cap
                                   whether RSS grows with the stream
   --filter REGEX       only cases whose name matches (see --list), with the baselines and the
                        raw+none archive they need; e.g. --filter 'csv|ndjson', --filter '^4KiB'
+  --repeat N           run each section's cases N times in turn (baseline, captures, baseline, ...)
+                       and report the median of each, with the spread (default 1; the machine's
+                       own noise between two runs of the same case was up to ±20 % here)
   --memory-messages N  messages of the memory case (default 1,000,000)
   --list               print the names of the cases that would run, and exit
   --help               this text`;
@@ -69,6 +74,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
       only: { type: 'string' },
       filter: { type: 'string' },
       list: { type: 'boolean', default: false },
+      repeat: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -89,5 +95,6 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     only: groups(values.only, quick),
     filter,
     list: values.list ?? false,
+    repeat: positiveInt('--repeat', values.repeat, 1),
   };
 }

@@ -54,12 +54,14 @@ export interface CaseResult {
   peakRssMiB: number;
   notes: string[];
   rssProfile?: RssPoint[];
+  /** With --repeat: msgs/s of every round, in order; the row is the median round. */
+  rounds?: number[];
 }
 
 export interface BenchReport {
   startedAt: string;
   machine: Machine;
-  options: { quick: boolean; messages: number; memoryMessages: number; only: string[]; filter?: string };
+  options: { quick: boolean; messages: number; memoryMessages: number; repeat?: number; only: string[]; filter?: string };
   /** Median wall time of `jetvault --version`, included in every CLI row's time. */
   cliStartupSeconds?: number;
   cases: CaseResult[];
