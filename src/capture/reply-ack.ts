@@ -44,14 +44,11 @@ export function rawPublishToAll(nc: NatsConnection): PublishToAll {
   const one = (subjects: readonly string[], payload: Uint8Array) => {
     for (const subject of subjects) nc.publish(subject, payload);
   };
-  const protocol = (nc as unknown as { protocol?: Partial<ProtocolHandler> }).protocol;
-  if (!protocol || typeof protocol.sendCommand !== 'function' || typeof protocol.outMsgs !== 'number' || typeof protocol.outBytes !== 'number') {
-    return one;
-  }
-  const handler = protocol as ProtocolHandler;
   return (subjects, payload) => {
+    // Looked up on each call: the handler is nats.js' own business.
+    const handler = protocolOf(nc);
     // publish() refuses these with nats.js' own errors; the batch must not queue bytes nobody will send.
-    if (nc.isClosed() || nc.isDraining() || payload.length !== 4) return one(subjects, payload);
+    if (!handler || nc.isClosed() || nc.isDraining() || payload.length !== 4) return one(subjects, payload);
     const text = Buffer.from(payload).toString('latin1');
     for (let i = 0; i < subjects.length; i += LINES_PER_BATCH) {
       const end = Math.min(subjects.length, i + LINES_PER_BATCH);
@@ -62,4 +59,13 @@ export function rawPublishToAll(nc: NatsConnection): PublishToAll {
       handler.outBytes += 4 * (end - i);
     }
   };
+}
+
+/** nats.js' protocol handler, when it has the shape the batch path relies on. */
+function protocolOf(nc: NatsConnection): ProtocolHandler | undefined {
+  const protocol = (nc as unknown as { protocol?: Partial<ProtocolHandler> }).protocol;
+  if (!protocol || typeof protocol.sendCommand !== 'function' || typeof protocol.outMsgs !== 'number' || typeof protocol.outBytes !== 'number') {
+    return undefined;
+  }
+  return protocol as ProtocolHandler;
 }
