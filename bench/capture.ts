@@ -16,7 +16,7 @@ import { connect } from '@nats-io/transport-node';
 import { startNatsServer } from '../src/cli/local-nats-server.js';
 import { runSection, type Bench } from './cases.js';
 import { Cleanup } from './cleanup.js';
-import { cliStartupSeconds } from './cli.js';
+import { cliStartupSeconds, killRunningChildren } from './cli.js';
 import { ServerCpu } from './measure.js';
 import { runMemoryCase } from './memory.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
@@ -91,7 +91,8 @@ async function main(): Promise<void> {
 
   const cleanup = new Cleanup();
   const interrupted = (signal: NodeJS.Signals) => {
-    progress(`${signal}: cleaning up`);
+    const killed = killRunningChildren();
+    progress(`${signal}: cleaning up${killed > 0 ? ` (killed ${killed} CLI process${killed > 1 ? 'es' : ''})` : ''}`);
     void cleanup.run().finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted);

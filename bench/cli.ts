@@ -2,7 +2,7 @@
  * Running the jetvault CLI as the bench's child process: the built CLI under the same node, with
  * child-usage.ts loaded so the child reports its own CPU time and peak RSS on exit.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CHILD_USAGE_MARKER, type ChildUsage } from './measure.js';
@@ -25,10 +25,20 @@ export interface ChildOptions {
   env?: Record<string, string>;
 }
 
+/** CLI processes still running: killed when the bench is interrupted, or they would outlive it. */
+const running = new Set<ChildProcess>();
+
+/** Kills every CLI process the bench started and that has not exited. */
+export function killRunningChildren(): number {
+  for (const child of running) child.kill('SIGKILL');
+  return running.size;
+}
+
 /** Runs `node ARGS`, killed after timeoutMs. */
 function runNode(args: string[], timeoutMs: number, options: ChildOptions = {}): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+    running.add(child);
     if (child.pid !== undefined) options.onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
@@ -37,6 +47,7 @@ function runNode(args: string[], timeoutMs: number, options: ChildOptions = {}):
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('error', reject);
     child.once('close', (code) => {
+      running.delete(child);
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });

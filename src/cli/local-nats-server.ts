@@ -66,9 +66,29 @@ export function natsServerBinary(): string {
   );
 }
 
+/** Servers this process started and has not disposed, with their store dirs. */
+const liveServers = new Set<ChildProcess>();
+const liveStoreDirs = new Set<string>();
+let exitHookInstalled = false;
+
+/**
+ * Why: a process that crashed (or exited without dispose()) left its nats-servers running and their store
+ * dirs behind. On exit, whatever is still live is killed and its store dir removed (both synchronous).
+ */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of liveServers) child.kill('SIGKILL');
+    for (const dir of liveStoreDirs) rmSync(dir, { recursive: true, force: true });
+  });
+}
+
 export async function startNatsServer(options: StartNatsServerOptions = {}): Promise<NatsServer> {
   const binary = natsServerBinary();
   const storeDir = mkdtempSync(join(tmpdir(), 'jv-nats-'));
+  installExitHook();
+  liveStoreDirs.add(storeDir);
   // -1 lets the server pick a free port; a restart then reuses the one it picked.
   let port = options.port ?? -1;
   let proc: ChildProcess | undefined;
@@ -78,6 +98,8 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...(options.extraArgs ?? [])];
     const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     proc = child;
+    liveServers.add(child);
+    child.once('exit', () => liveServers.delete(child));
     let log = '';
     let listening = -1;
     await new Promise<void>((resolve, reject) => {
@@ -128,6 +150,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     await launch();
   } catch (error) {
     rmSync(storeDir, { recursive: true, force: true });
+    liveStoreDirs.delete(storeDir);
     throw error;
   }
   const server: NatsServer = {
@@ -148,6 +171,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     dispose: async () => {
       await waitExit(proc, 'SIGTERM', 5_000);
       rmSync(storeDir, { recursive: true, force: true });
+      liveStoreDirs.delete(storeDir);
     },
   };
   return server;
