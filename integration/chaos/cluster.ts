@@ -103,6 +103,18 @@ async function waitForJetStream(url: string, timeoutMs: number): Promise<void> {
  * answers JetStream API requests, i.e. the meta leader was elected and every node knows it.
  */
 export async function startCluster(options: { name?: string; size?: number } = {}): Promise<Cluster> {
+  // The ports are free when picked, but another test's server may take one before this cluster binds it
+  // (seen once in a full run: every node exited before it was ready); fresh ports, up to three times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(options);
+    } catch (error) {
+      if (attempt >= 3 || !/before it was ready/.test(String(error))) throw error;
+    }
+  }
+}
+
+async function startClusterOnce(options: { name?: string; size?: number }): Promise<Cluster> {
   const size = options.size ?? 3;
   const clusterName = options.name ?? `jv_chaos_${process.pid}_${Date.now().toString(36)}`;
   const ports = await freePorts(size * 2);
