@@ -103,13 +103,14 @@ async function waitForJetStream(url: string, timeoutMs: number): Promise<void> {
  * answers JetStream API requests, i.e. the meta leader was elected and every node knows it.
  */
 export async function startCluster(options: { name?: string; size?: number } = {}): Promise<Cluster> {
-  // The ports are free when picked, but another test's server may take one before this cluster binds it
-  // (seen once in a full run: every node exited before it was ready); fresh ports, up to three times.
+  // The ports are free when picked, but another test's server may take one before this cluster binds it.
+  // (One full run failed both cluster tests at their start, the cause not recorded; the rerun passed.)
+  // Up to three attempts, each on fresh ports; the last error is the one reported.
   for (let attempt = 1; ; attempt++) {
     try {
       return await startClusterOnce(options);
     } catch (error) {
-      if (attempt >= 3 || !/before it was ready/.test(String(error))) throw error;
+      if (attempt >= 3) throw error;
     }
   }
 }
