@@ -19,7 +19,7 @@ import { Cleanup } from './cleanup.js';
 import { cliStartupSeconds, killRunningChildren } from './cli.js';
 import { ServerCpu } from './measure.js';
 import { runMemoryCase } from './memory.js';
-import { parseOptions, USAGE, type BenchOptions } from './options.js';
+import { BenchUsageError, parseOptions, USAGE, type BenchOptions } from './options.js';
 import { buildPlan, planCaseNames, stepName, type Plan, type Section, type Step } from './plan.js';
 import { describeMachine, formatTable, loadAverage, machineLines, writeReport, type BenchReport, type CaseResult } from './report.js';
 
@@ -155,6 +155,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof BenchUsageError) {
+    console.error(`bench: ${error.message} (see --help)`);
+    process.exitCode = 2;
+    return;
+  }
   console.error(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exitCode = 1;
 });

@@ -44,6 +44,11 @@ export const USAGE = `usage: npm run bench -- [flags]   (or: node dist/bench/cap
   --list               print the names of the cases that would run, and exit
   --help               this text`;
 
+/** A wrong flag: reported in one line with a pointer to --help, not with a stack. */
+export class BenchUsageError extends Error {
+  override readonly name = 'BenchUsageError';
+}
+
 const QUICK_MESSAGES = 50_000;
 const FULL_MESSAGES = 200_000;
 const MEMORY_MESSAGES = 1_000_000;
@@ -51,7 +56,7 @@ const MEMORY_MESSAGES = 1_000_000;
 function positiveInt(flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value.replace(/[_,]/g, ''));
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${flag} must be a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new BenchUsageError(`${flag} must be a positive integer, got ${value}`);
   return n;
 }
 
@@ -59,25 +64,32 @@ function groups(value: string | undefined, quick: boolean): Set<Group> {
   if (value === undefined) return new Set(quick ? ['capture', 'restore'] : GROUPS);
   const names = value.split(',').map((g) => g.trim());
   const unknown = names.filter((g) => !(GROUPS as readonly string[]).includes(g));
-  if (unknown.length > 0 || names.length === 0) throw new Error(`--only takes ${GROUPS.join(', ')} (comma-separated), got ${value}`);
+  if (unknown.length > 0 || names.length === 0) throw new BenchUsageError(`--only takes ${GROUPS.join(', ')} (comma-separated), got ${value}`);
   return new Set(names as Group[]);
 }
 
 /** undefined for --help. */
 export function parseOptions(argv: string[]): BenchOptions | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean', default: false },
-      messages: { type: 'string' },
-      'memory-messages': { type: 'string' },
-      only: { type: 'string' },
-      filter: { type: 'string' },
-      list: { type: 'boolean', default: false },
-      repeat: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean', default: false },
+        messages: { type: 'string' },
+        'memory-messages': { type: 'string' },
+        only: { type: 'string' },
+        filter: { type: 'string' },
+        list: { type: 'boolean', default: false },
+        repeat: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    // Unknown flag, missing value: a usage error like the others.
+    throw new BenchUsageError(error instanceof Error ? error.message : String(error));
+  }
+  const { values } = parsed;
   if (values.help) return undefined;
   const quick = values.quick ?? false;
   let filter: RegExp | undefined;
@@ -85,7 +97,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     try {
       filter = new RegExp(values.filter, 'i');
     } catch (error) {
-      throw new Error(`--filter is not a regular expression: ${error instanceof Error ? error.message : String(error)}`);
+      throw new BenchUsageError(`--filter is not a regular expression: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
   return {
