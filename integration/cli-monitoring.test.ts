@@ -3,29 +3,18 @@
  * machine view answer while it runs, and a taken port is one clear error.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { jetvault, startJetvault } from './helpers/cli.js';
-import { startNatsServer, uniqueName, type NatsServer } from './helpers/nats-server.js';
+import { uniqueName } from './helpers/nats-server.js';
+import { useNatsEnv } from './helpers/nats-env.js';
 import { mixedMessages, publishAll } from './helpers/streams.js';
 
-let server: NatsServer;
-let nc: NatsConnection;
+const env = useNatsEnv('cli-monitor');
 let dir: string;
 
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  dir = mkdtempSync(join(tmpdir(), 'jv-cli-monitor-'));
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-  rmSync(dir, { recursive: true, force: true });
+beforeAll(() => {
+  dir = env.tempDir();
 });
 
 /** A port that was free a moment ago (the OS picks it). */
@@ -58,14 +47,14 @@ async function until(url: string, accept: (status: number, body: string) => bool
 it('serves readiness, metrics and the machine view while capturing, then drains on SIGTERM', async () => {
   const stream = uniqueName('MON');
   const subject = stream.toLowerCase();
-  await (await jetstreamManager(nc)).streams.add({ name: stream, subjects: [`${subject}.>`] });
+  await (await jetstreamManager(env.nc)).streams.add({ name: stream, subjects: [`${subject}.>`] });
   const [metricsPort, inspectPort] = [await freePort(), await freePort()];
-  const daemon = startJetvault(['capture', '--server', server.url, '--stream', stream, '--store', dir, '--idle', '300ms',
+  const daemon = startJetvault(['capture', '--server', env.server.url, '--stream', stream, '--store', dir, '--idle', '300ms',
     '--metrics-port', String(metricsPort), '--inspect-port', String(inspectPort)]);
   try {
     await until(`http://127.0.0.1:${metricsPort}/readyz`, (status) => status === 200);
     expect((await (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).text()).trim()).toBe('ok');
-    await publishAll(nc, stream, mixedMessages(250, [`${subject}.x`]));
+    await publishAll(env.nc, stream, mixedMessages(250, [`${subject}.x`]));
     const metrics = await until(`http://127.0.0.1:${metricsPort}/metrics`, (_s, body) => /jetvault_messages_acked_total\{[^}]*\} 250\b/.test(body));
     expect(metrics).toMatch(new RegExp(`jetvault_up\\{stream="${stream}",consumer="jetvault-${stream}",store="file://[^"]+"\\} 1`));
     const state = JSON.parse(await until(`http://127.0.0.1:${inspectPort}/state`, (_s, body) => body.includes('"acked"'))) as {
@@ -89,13 +78,13 @@ it('says in one line when a port is taken, and exits 1 without capturing', async
   const port = (taken.address() as { port: number }).port;
   try {
     const stream = uniqueName('BUSY');
-    await (await jetstreamManager(nc)).streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`] });
-    const run = await jetvault(['capture', '--server', server.url, '--stream', stream, '--store', dir, '--once', '--metrics-port', String(port)]);
+    await (await jetstreamManager(env.nc)).streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`] });
+    const run = await jetvault(['capture', '--server', env.server.url, '--stream', stream, '--store', dir, '--once', '--metrics-port', String(port)]);
     expect(run.code).toBe(1);
     const lines = run.stderr.split('\n').filter((l) => l.trim() !== '');
     expect(lines.length, run.stderr).toBeLessThanOrEqual(3);
     expect(run.stderr).toMatch(/cannot listen on 127\.0\.0\.1.*EADDRINUSE.*JV_LISTEN_FAILED/);
-    expect((await jetvault(['capture', '--server', server.url, '--stream', stream, '--store', dir, '--metrics-port', '70000'])).code).toBe(2);
+    expect((await jetvault(['capture', '--server', env.server.url, '--stream', stream, '--store', dir, '--metrics-port', '70000'])).code).toBe(2);
   } finally {
     taken.close();
   }

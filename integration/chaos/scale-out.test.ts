@@ -8,34 +8,21 @@
  * one logged as acked are disjoint, each set is non-empty, and together they are exactly the manifests in
  * the store; each process's summary line agrees with its log.
  */
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startJetvault, type CliProcess, type CliRun } from '../helpers/cli.js';
-import { startNatsServer, uniqueName, type NatsServer } from '../helpers/nats-server.js';
+import { beforeAll, expect, it } from 'vitest';
+import { onJsonLines, startJetvault, type CliProcess, type CliRun } from '../helpers/cli.js';
+import { uniqueName } from '../helpers/nats-server.js';
+import { useNatsEnv } from '../helpers/nats-env.js';
 import { mixedMessages, publishAll } from '../helpers/streams.js';
 import { archivedBlocks, auditArchive, recordChaos, restoreAndCompare } from './support.js';
 
 const MESSAGES = 16_000;
 
-let server: NatsServer;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
+const env = useNatsEnv('chaos-scale');
 let dir: string;
 
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  jsm = await jetstreamManager(nc);
-  dir = mkdtempSync(join(tmpdir(), 'jv-chaos-scale-'));
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+beforeAll(() => {
+  dir = env.tempDir();
 });
 
 interface Worker {
@@ -47,22 +34,10 @@ interface Worker {
 
 function startWorker(name: string, stream: string): Worker {
   // Identical flags: a consumer created by either one has the same config, so the other's create succeeds too.
-  const proc = startJetvault(['capture', '--server', server.url, '--stream', stream, '--store', dir, '--compression', 'gzip',
+  const proc = startJetvault(['capture', '--server', env.server.url, '--stream', stream, '--store', dir, '--compression', 'gzip',
     '--max-messages', '500', '--idle', '1s', '--ack-wait', '30s', '--log-level', 'info', '--log-format', 'json'], { timeoutMs: 60_000 });
   const worker: Worker = { name, proc, events: [] };
-  let partial = '';
-  proc.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    partial += chunk;
-    const lines = partial.split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      try {
-        worker.events.push({ at: Date.now(), line: JSON.parse(line) as Record<string, unknown> });
-      } catch {
-        // not a log line (the drain notice)
-      }
-    }
-  });
+  onJsonLines(proc.child, (line) => worker.events.push({ at: Date.now(), line }));
   return worker;
 }
 
@@ -81,7 +56,7 @@ it('shares one durable consumer between two capture processes: both store blocks
   const stream = uniqueName('CHAOS_SCALE');
   const subject = stream.toLowerCase();
   const consumer = `jetvault-${stream}`;
-  await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
+  await env.jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
 
   const workers = [startWorker('a', stream), startWorker('b', stream)];
   let runs: CliRun[] = [];
@@ -90,9 +65,9 @@ it('shares one durable consumer between two capture processes: both store blocks
     await until('both captures bound', 20_000, () => workers.every((w) => ofType(w, 'consumer.bound').length > 0));
     const created = workers.map((w) => ofType(w, 'consumer.bound')[0]!.line.created);
     const publishedAt = Date.now();
-    await publishAll(nc, stream, mixedMessages(MESSAGES, ['eu', 'us', 'apac', 'latam'].map((r) => `${subject}.${r}`), 31));
+    await publishAll(env.nc, stream, mixedMessages(MESSAGES, ['eu', 'us', 'apac', 'latam'].map((r) => `${subject}.${r}`), 31));
     await until('every message acked', 40_000, async () => {
-      const info = await jsm.consumers.info(stream, consumer);
+      const info = await env.jsm.consumers.info(stream, consumer);
       return info.num_pending === 0 && info.num_ack_pending === 0 && info.ack_floor.stream_seq === MESSAGES;
     });
     const allAckedAt = Date.now();
@@ -114,7 +89,7 @@ it('shares one durable consumer between two capture processes: both store blocks
     runs.forEach((run, i) => expect(run.stdout).toContain(`captured ${messagesBy[i]} messages in ${acked[i]!.length} blocks`));
 
     const audit = await auditArchive(dir);
-    const roundTrip = await restoreAndCompare(dir, nc, stream);
+    const roundTrip = await restoreAndCompare(dir, env.nc, stream);
     // Until both were making progress together: from the first publish to the later first ack of the two.
     const bothWorkingMs = Math.max(...acked.map((list) => Math.min(...list.map((b) => b.at)))) - publishedAt;
     recordChaos({

@@ -8,15 +8,13 @@
  * during start-up, right after the consumer is bound, or right after the n-th block was sealed, stored or
  * acked (as the run logs it), plus a few random milliseconds.
  */
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { prng } from '../../src/cli/prng.js';
-import { startJetvault, type CliRun } from '../helpers/cli.js';
-import { startNatsServer, uniqueName, type NatsServer } from '../helpers/nats-server.js';
+import { onJsonLines, startJetvault, type CliRun } from '../helpers/cli.js';
+import { uniqueName } from '../helpers/nats-server.js';
+import { useNatsEnv } from '../helpers/nats-env.js';
 import { mixedMessages, publishAll } from '../helpers/streams.js';
 import { auditArchive, recordChaos, restoreAndCompare } from './support.js';
 
@@ -24,21 +22,11 @@ const SEED = 0x5161_c1;
 const RUNS = 5;
 const MESSAGES = 16_000;
 
-let server: NatsServer;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
+const env = useNatsEnv('chaos-sigkill');
 let dir: string;
 
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  jsm = await jetstreamManager(nc);
-  dir = mkdtempSync(join(tmpdir(), 'jv-chaos-sigkill-'));
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+beforeAll(() => {
+  dir = env.tempDir();
 });
 
 type LoggedEvent = 'consumer.bound' | 'block.sealed' | 'block.stored' | 'block.acked';
@@ -73,7 +61,7 @@ interface Run {
  * (JSON, one per line) to find the event the kill waits for.
  */
 async function captureRun(stream: string, once: boolean, point: KillPoint | undefined): Promise<Run> {
-  const args = ['capture', '--server', server.url, '--stream', stream, '--store', dir, '--compression', 'gzip', '--max-messages', '500',
+  const args = ['capture', '--server', env.server.url, '--stream', stream, '--store', dir, '--compression', 'gzip', '--max-messages', '500',
     // Created by the first run: a short ack_wait, so the messages of a killed run come back within the test.
     '--ack-wait', '5s', '--max-ack-pending', '4000', '--log-level', 'info', '--log-format', 'json', '--quiet'];
   if (once) args.push('--once');
@@ -85,24 +73,13 @@ async function captureRun(stream: string, once: boolean, point: KillPoint | unde
     proc.child.kill('SIGKILL');
   };
   const counts = new Map<string, number>();
-  let partial = '';
-  proc.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    partial += chunk;
-    const lines = partial.split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      let type: string | undefined;
-      try {
-        type = (JSON.parse(line) as { type?: string }).type;
-      } catch {
-        continue;
-      }
-      if (!type) continue;
-      if (type === 'block.acked') run.acked.push(Date.now());
-      const n = (counts.get(type) ?? 0) + 1;
-      counts.set(type, n);
-      if (point?.kind === 'event' && point.event === type && point.nth === n) setTimeout(kill, point.delayMs);
-    }
+  onJsonLines(proc.child, (line) => {
+    const type = line.type;
+    if (typeof type !== 'string' || !type) return;
+    if (type === 'block.acked') run.acked.push(Date.now());
+    const n = (counts.get(type) ?? 0) + 1;
+    counts.set(type, n);
+    if (point?.kind === 'event' && point.event === type && point.nth === n) setTimeout(kill, point.delayMs);
   });
   if (point?.kind === 'startup') setTimeout(kill, point.afterMs);
   const result = await proc.done;
@@ -129,8 +106,8 @@ it('archives every message exactly once after 5 SIGKILLs at random points and a 
   const stream = uniqueName('CHAOS_KILL');
   const subject = stream.toLowerCase();
   const consumer = `jetvault-${stream}`;
-  await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
-  await publishAll(nc, stream, mixedMessages(MESSAGES, ['eu', 'us', 'apac', 'latam'].map((r) => `${subject}.${r}`), 21));
+  await env.jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
+  await publishAll(env.nc, stream, mixedMessages(MESSAGES, ['eu', 'us', 'apac', 'latam'].map((r) => `${subject}.${r}`), 21));
 
   const rnd = prng(SEED);
   const runs: Run[] = [];
@@ -143,11 +120,11 @@ it('archives every message exactly once after 5 SIGKILLs at random points and a 
   expect(runs.map((r) => r.result.signal), `${schedule.join('; ')}\n${runs.map((r) => r.result.stderr.slice(-400)).join('\n')}`).toEqual(
     Array(RUNS).fill('SIGKILL'),
   );
-  const beforeFinal = await jsm.consumers.info(stream, consumer);
+  const beforeFinal = await env.jsm.consumers.info(stream, consumer);
 
   const final = await captureRun(stream, true, undefined);
   expect(final.result.code, final.result.stderr.slice(-2_000)).toBe(0);
-  const info = await jsm.consumers.info(stream, consumer);
+  const info = await env.jsm.consumers.info(stream, consumer);
   expect({ pending: info.num_pending, ackPending: info.num_ack_pending, floor: info.ack_floor.stream_seq }).toEqual({
     pending: 0,
     ackPending: 0,
@@ -164,7 +141,7 @@ it('archives every message exactly once after 5 SIGKILLs at random points and a 
 
   const audit = await auditArchive(dir);
   const stray = leftovers(dir);
-  const roundTrip = await restoreAndCompare(dir, nc, stream);
+  const roundTrip = await restoreAndCompare(dir, env.nc, stream);
   recordChaos({
     fault: `capture CLI SIGKILLed at ${RUNS} random points (seed ${SEED}), resumed by --once`,
     reaction:

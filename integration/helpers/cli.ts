@@ -38,3 +38,22 @@ export function startJetvault(args: string[], options: { env?: NodeJS.ProcessEnv
 export function jetvault(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliRun> {
   return startJetvault(args, options).done;
 }
+
+/** Calls back with each JSON log line the child writes to stderr (`--log-format json`); other lines are skipped. */
+export function onJsonLines(child: ChildProcess, listener: (line: Record<string, unknown>) => void): void {
+  let partial = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    partial += chunk;
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        continue; // not a log line (a progress or drain notice)
+      }
+      if (parsed !== null && typeof parsed === 'object') listener(parsed as Record<string, unknown>);
+    }
+  });
+}
