@@ -14,19 +14,9 @@ import { runDirName } from '../src/capture/spill.js';
 import { useNatsEnv } from './helpers/nats-env.js';
 import { uniqueName } from './helpers/nats-server.js';
 import { mixedMessages, publishAll, type TestMessage } from './helpers/streams.js';
+import { pseudoRandomBytes } from '../test/helpers/bytes.js';
 
 const env = useNatsEnv('spill');
-
-/** Deterministic, poorly compressible bytes. */
-function pseudoRandomBytes(length: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    bytes[i] = state >>> 24;
-  }
-  return bytes;
-}
 
 /** A pid that is surely not running: a child that has exited. */
 async function deadPid(): Promise<number> {

@@ -4,20 +4,10 @@ import { COMPRESSION_NAMES, resolveCompression } from '../src/compression/index.
 import { UsageError } from '../src/errors.js';
 import type { BlockFormat } from '../src/formats/format.js';
 import { csv, csvFormat, FORMAT_NAMES, ndjson, raw, resolveFormat } from '../src/formats/index.js';
+import { pseudoRandomBytes } from './helpers/bytes.js';
 
 /** Bytes that are not valid UTF-8, so a format that round-trips data through a string would break them. */
 const NON_UTF8 = Uint8Array.from([0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28, 0xed, 0xa0, 0x80, 0xf8]);
-
-/** Deterministic, poorly compressible bytes. */
-function pseudoRandomBytes(length: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    bytes[i] = state >>> 24;
-  }
-  return bytes;
-}
 
 function envelope(overrides: Partial<Envelope>): Envelope {
   return {

@@ -14,6 +14,7 @@ import { COMPRESSION_NAMES, resolveCompression } from '../src/compression/index.
 import { deadLetterFormat, type DeadLetter } from '../src/formats/dead-letter.js';
 import type { BlockFormat } from '../src/formats/format.js';
 import { csv, csvFormat, ndjson, raw } from '../src/formats/index.js';
+import { pseudoRandomBytes } from './helpers/bytes.js';
 
 const T0 = 1_764_079_200_000;
 const roots: string[] = [];
@@ -29,17 +30,6 @@ function spillDir(options: Partial<SpillDirectoryOptions> = {}): SpillDirectory 
   const dir = new SpillDirectory({ root, ...options });
   dirs.push(dir);
   return dir;
-}
-
-/** Deterministic, poorly compressible bytes. */
-function pseudoRandomBytes(length: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    bytes[i] = state >>> 24;
-  }
-  return bytes;
 }
 
 /** About 800 KB of data in varied sizes: several encoder chunks in every format. */
