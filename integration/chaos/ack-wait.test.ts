@@ -13,7 +13,7 @@ import type { CaptureEvent } from '../../src/capture/events.js';
 import { useNatsEnv } from '../helpers/nats-env.js';
 import { uniqueName } from '../helpers/nats-server.js';
 import { mixedMessages, publishAll } from '../helpers/streams.js';
-import { auditArchive, recordChaos, restoreAndCompare } from './support.js';
+import { auditArchive, expectExactlyOnce, recordChaos, restoreAndCompare } from './support.js';
 
 const ACK_WAIT_MS = 5_000;
 const PUBLISH_FOR_MS = 12_000;
@@ -140,10 +140,5 @@ it('seals before a 5 s ack_wait runs out although maxAge is 60 s: no redelivery,
   expect(info.delivered.consumer_seq).toBe(source.length);
   expect(report.messages).toBe(source.length);
   expect(events.filter((e) => e.type === 'block.failed' || e.type === 'block.abandoned' || e.type === 'capture.error')).toEqual([]);
-  expect(audit.duplicateObjects).toBe(0);
-  expect(audit.duplicateMessages).toBe(0);
-  expect(audit.messages).toBe(round.source.length);
-  expect(round.source).toHaveLength(source.length);
-  expect(round.problems).toEqual([]);
-  expect(round.skippedDuplicates).toBe(0);
+  expectExactlyOnce(audit, round, source.length);
 });

@@ -12,7 +12,7 @@ import type { CaptureEvent } from '../../src/capture/events.js';
 import { useNatsEnv } from '../helpers/nats-env.js';
 import { uniqueName } from '../helpers/nats-server.js';
 import { mixedMessages, publishAll } from '../helpers/streams.js';
-import { auditArchive, recordChaos, restoreAndCompare } from './support.js';
+import { auditArchive, expectExactlyOnce, recordChaos, restoreAndCompare } from './support.js';
 
 const MESSAGES = 40_000;
 /** The consumer is deleted once this many messages are stored and acked. */
@@ -125,11 +125,5 @@ it('re-creates a deleted durable consumer and resumes: nothing lost, no message 
   expect(startSeq - 1).toBeGreaterThan(ackedAtDelete);
   expect(info.delivered.stream_seq).toBe(MESSAGES);
   expect(info.delivered.consumer_seq).toBe(MESSAGES - startSeq + 1);
-  // Every message archived exactly once, and the restore equals the source.
-  expect(audit.duplicateObjects).toBe(0);
-  expect(audit.duplicateMessages).toBe(0);
-  expect(audit.messages).toBe(round.source.length);
-  expect(round.source).toHaveLength(MESSAGES);
-  expect(round.problems).toEqual([]);
-  expect(round.skippedDuplicates).toBe(0);
+  expectExactlyOnce(audit, round, MESSAGES);
 });

@@ -13,7 +13,7 @@ import type { Store } from '../../src/stores/store.js';
 import { useNatsEnv } from '../helpers/nats-env.js';
 import { uniqueName } from '../helpers/nats-server.js';
 import { mixedMessages, publishAll } from '../helpers/streams.js';
-import { auditArchive, recordChaos, restoreAndCompare } from './support.js';
+import { auditArchive, expectExactlyOnce, recordChaos, restoreAndCompare } from './support.js';
 
 const OUTAGE_MS = 20_000;
 const BEFORE = 10_000;
@@ -152,11 +152,5 @@ it('retries through a 20 s store outage without acking anything, then stores eve
   expect(firstStoredAfter!.at - restoredAt).toBeLessThan(2_500);
   expect({ pending: info.num_pending, ackPending: info.num_ack_pending }).toEqual({ pending: 0, ackPending: 0 });
   expect(report).toMatchObject({ messages: BEFORE + DURING, abandonedBlocks: 0 });
-  // Every message archived exactly once, and the restore equals the source.
-  expect(audit.duplicateObjects).toBe(0);
-  expect(audit.duplicateMessages).toBe(0);
-  expect(audit.messages).toBe(round.source.length);
-  expect(round.source).toHaveLength(BEFORE + DURING);
-  expect(round.problems).toEqual([]);
-  expect(round.skippedDuplicates).toBe(0);
+  expectExactlyOnce(audit, round, BEFORE + DURING);
 });

@@ -3,6 +3,7 @@
  * (no block overlaps another, no message missing), and a restore into a fresh server equals the source.
  */
 import { connect } from '@nats-io/transport-node';
+import { expect } from 'vitest';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, relative } from 'node:path';
@@ -108,6 +109,19 @@ export async function restoreAndCompare(storeDir: string, sourceNc: NatsConnecti
     await nc.close();
     await target.dispose();
   }
+}
+
+/**
+ * The verdict every chaos test ends with: the archive holds each of the `messages` source messages exactly
+ * once (no object written twice, no message in two blocks) and the restore equals the source.
+ */
+export function expectExactlyOnce(audit: ArchiveAudit, round: RoundTrip, messages: number): void {
+  expect(audit.duplicateObjects).toBe(0);
+  expect(audit.duplicateMessages).toBe(0);
+  expect(audit.messages).toBe(round.source.length);
+  expect(round.source).toHaveLength(messages);
+  expect(round.problems).toEqual([]);
+  expect(round.skippedDuplicates).toBe(0);
 }
 
 export interface ChaosResult {
