@@ -7,7 +7,7 @@
 import type { ConsumerInfo, JsMsg, StreamInfo, Consumer } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyActorRef } from 'xstate';
+import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyActorRef, type InspectionEvent } from 'xstate';
 import type { CaughtUpInput, ConsumerInfoInput } from '../machines/actors/supervisor-actors.js';
 import type { BindInput, BindResult, ConsumeInput } from '../machines/actors/subscription-actors.js';
 import type { ConnectInput } from '../machines/actors/connection-actors.js';
@@ -154,6 +154,8 @@ interface StartOptions {
   connect?: (input: ConnectInput, attempt: number) => Promise<NatsConnection>;
   /** The store's check(), run before anything is consumed. */
   storeCheck?: () => Promise<void>;
+  /** XState's inspection events of every actor (as createCapture's `inspect` option gets them). */
+  inspect?: (event: InspectionEvent) => void;
 }
 
 const running: Array<{ actor: AnyActorRef; errors: unknown[] }> = [];
@@ -322,7 +324,7 @@ function start(options: StartOptions = {}) {
     now,
   };
 
-  const actor = createActor(machine, { input, clock });
+  const actor = createActor(machine, { input, clock, ...(options.inspect ? { inspect: options.inspect } : {}) });
   const emitted: CaptureEvent[] = [];
   actor.on('*', (event) => emitted.push(event));
   const errors: unknown[] = [];
@@ -568,6 +570,45 @@ describe('capture supervisor', () => {
     expect(h.of('block.sealed').map((e) => [e.blockId, e.reason])).toEqual([['b1', 'idle'], ['b2', 'idle']]);
     expect(acked(h)).toEqual([1, 2]);
     expect(h.held()).toBe(0);
+  });
+
+  it('sends a tick only to open blocks past one of their time limits', async () => {
+    const ticked: string[] = [];
+    const h = await started({
+      idleMs: 5_000,
+      maxAgeMs: 600_000,
+      ackWaitMs: 60_000,
+      inspect: (e) => {
+        if (e.type !== '@xstate.event' || e.event.type !== 'tick') return;
+        // Block actors carry their block id in their context (their actor id is only its number).
+        const blockId = ((e.actorRef as AnyActorRef).getSnapshot()?.context as { id?: unknown } | undefined)?.id;
+        if (typeof blockId === 'string') ticked.push(blockId);
+      },
+    });
+    for (const region of ['eu', 'us', 'apac']) h.deliver(`orders.${region}`);
+    h.clock.increment(3_000);
+    h.deliver('orders.us');
+    h.deliver('orders.apac');
+    h.clock.increment(1_000); // t = 4 s: nothing idle for 5 s yet
+    h.tick();
+    await settle();
+    expect(ticked).toEqual([]);
+
+    h.clock.increment(1_000); // t = 5 s: orders.eu idle for 5 s, the others for 2 s
+    h.tick();
+    await settle();
+    expect(ticked).toEqual(['b1']);
+    expect(h.of('block.sealed').map((e) => [e.blockId, e.reason])).toEqual([['b1', 'idle']]);
+
+    h.clock.increment(1_000); // b1 is sealed (stored and acked): no tick for it, still none for the others
+    h.tick();
+    await settle();
+    expect(ticked).toEqual(['b1']);
+    h.clock.increment(2_000); // t = 8 s: orders.us and orders.apac idle for 5 s
+    h.tick();
+    await settle();
+    expect(ticked.slice(1).sort()).toEqual(['b2', 'b3']);
+    expect(h.of('block.sealed').map((e) => e.blockId).sort()).toEqual(['b1', 'b2', 'b3']);
   });
 
   it("seals before the bound consumer's ack_wait runs out, even while messages keep arriving", async () => {

@@ -216,7 +216,8 @@ describe('inspector on real actors', () => {
     const parent = setup({ actors: { block } }).createMachine({
       id: 'capture',
       invoke: {
-        id: 'b1',
+        // As the capture supervisor spawns blocks: the actor id is the block id's number, the context has 'b1'.
+        id: '1',
         src: 'block',
         input: {
           id: 'b1',
@@ -231,7 +232,7 @@ describe('inspector on real actors', () => {
     });
     const inspector = createInspector({ now: clock.now });
     const actor = createActor(parent, { inspect: inspector.inspect }).start();
-    const child = actor.getSnapshot().children.b1!;
+    const child = actor.getSnapshot().children['1']!;
 
     expect(inspector.snapshot().actors.map((a) => [a.kind, a.id, a.state, a.messages])).toEqual([
       ['supervisor', 'capture', '', undefined],

@@ -100,6 +100,7 @@ const KIND_ORDER: Record<InspectedKind, number> = { supervisor: 0, connection: 1
 
 /** Only what the collector reads of a block's context (machines/block-machine.ts). */
 interface BlockContextView {
+  id?: unknown;
   buffer?: { count?: unknown; openedAt?: unknown; splitKey?: unknown };
   sealed?: { key?: unknown };
 }
@@ -198,8 +199,10 @@ export function createInspector(options: InspectorOptions = {}): Inspector {
       const kind = isRoot ? 'supervisor' : machineId === undefined ? undefined : KIND_OF_MACHINE.get(machineId);
       if (!kind) return;
       const refId = (event.actorRef as { id?: unknown }).id;
+      // A block's actor id is only its number (see the capture supervisor); its context has the block id.
+      const blockId = kind === 'block' ? (snap.context as BlockContextView | undefined)?.id : undefined;
       // The root's own id is its session id (`x:0`); its machine id (`capture`) says more.
-      const id = isRoot ? (machineId ?? 'capture') : typeof refId === 'string' ? refId : session;
+      const id = isRoot ? (machineId ?? 'capture') : typeof blockId === 'string' ? blockId : typeof refId === 'string' ? refId : session;
       forgetFinishedLike(kind, id, event.rootId);
       entry = {
         model: { session, kind, id, state: '', status: 'active', since: now() },
