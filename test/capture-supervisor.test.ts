@@ -117,10 +117,12 @@ class FakeMsg {
     readonly headers: Map<string, string[]> | undefined = undefined,
     readonly data: Uint8Array = Buffer.from(`m${seq}`),
     delivered = 1,
+    /** The consumer's delivery sequence: each delivery has its own, so its own ack subject. */
+    deliverySeq = seq,
   ) {
     this.timeNs = T0_NS + BigInt(seq);
     // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<tsNanos>.<pending>
-    this.reply = `$JS.ACK.${STREAM}.${CONSUMER}.${delivered}.${seq}.${seq}.${this.timeNs}.0`;
+    this.reply = `$JS.ACK.${STREAM}.${CONSUMER}.${delivered}.${seq}.${deliverySeq}.${this.timeNs}.0`;
   }
 
   ack(): void {
@@ -179,6 +181,8 @@ function start(options: StartOptions = {}) {
   if (options.storeCheck) store.check = options.storeCheck;
   let flushes = 0;
   const messages: FakeMsg[] = [];
+  /** Deliveries of a sequence delivered before (redeliver, deliverAs), with delivery sequences from 1,000,000 on. */
+  const again: FakeMsg[] = [];
   const nc = {
     flush: () => {
       flushes++;
@@ -187,7 +191,7 @@ function start(options: StartOptions = {}) {
     },
     // Blocks ack by publishing to a message's ack subject, as JsMsg.ack() does.
     publish: (subject: string, payload: Uint8Array) => {
-      const message = messages.find((m) => m.reply === subject);
+      const message = messages.find((m) => m.reply === subject) ?? again.find((m) => m.reply === subject);
       if (!message) throw new Error(`publish to an unknown subject ${subject}`);
       const verb = Buffer.from(payload).toString();
       if (verb === '+ACK') message.ack();
@@ -373,7 +377,8 @@ function start(options: StartOptions = {}) {
     deliverAs(seq: number, subject: string, delivered: number): FakeMsg {
       const consumer = calls.consumers.at(-1);
       if (!consumer) throw new Error('no consume() running yet');
-      const message = new FakeMsg(log, subject, seq, undefined, undefined, delivered);
+      const message = new FakeMsg(log, subject, seq, undefined, undefined, delivered, 1_000_000 + again.length);
+      again.push(message);
       consumer.onMessage(message as unknown as JsMsg);
       return message;
     },
@@ -386,7 +391,8 @@ function start(options: StartOptions = {}) {
       const consumer = calls.consumers.at(-1);
       if (!consumer) throw new Error('no consume() running yet');
       const first = messages[seq - 1]!;
-      const message = new FakeMsg(log, first.subject, seq, first.headers, first.data, 2);
+      const message = new FakeMsg(log, first.subject, seq, first.headers, first.data, 2, 1_000_000 + again.length);
+      again.push(message);
       consumer.onMessage(message as unknown as JsMsg);
       return message;
     },
@@ -447,16 +453,43 @@ describe('capture supervisor', () => {
     const again = h.redeliver(3);
     expect(again.acks).toBe(1);
     expect(h.of('block.opened').map((e) => e.blockId)).toEqual(['b1', 'b2']);
-    // seq 2 sits in the open block b2: not stored yet, so a redelivery of it is captured (acked with its block).
+    // seq 2 sits in the open block b2, not stored yet: the redelivery is acked with b2, not captured again.
     const twoAgain = h.redeliver(2);
     expect(twoAgain.acks).toBe(0);
     // Below the ack floor nothing comes back; the set forgets it (a message there would be captured again).
     h.consumerInfo(0, 0, 3);
     await settle();
-    expect(h.redeliver(1).acks).toBe(0);
+    const oneAgain = h.redeliver(1);
+    expect(oneAgain.acks).toBe(0);
     h.actor.send({ type: 'drain' });
     await settle();
-    expect(h.actor.getSnapshot().output?.report).toMatchObject({ redeliveriesSkipped: 1 });
+    expect(twoAgain.acks).toBe(1);
+    expect(oneAgain.acks).toBe(1);
+    const b2 = [...h.store.objects].find(([key]) => key.startsWith(`${STREAM}/orders.us/`) && !key.endsWith(MANIFEST_SUFFIX))!;
+    expect(decoded(b2[1]).map((e) => e.seq)).toEqual([2]);
+    expect(h.actor.getSnapshot().output?.report).toMatchObject({ redeliveriesSkipped: 2 });
+  });
+
+  it('a held message sent again as a first delivery (server restart) is acked with its block, not stored twice', async () => {
+    const h = await started({ maxMessages: 3 });
+    h.deliver('orders.eu');
+    h.deliver('orders.eu');
+    h.deliverAs(6, 'orders.us', 1);
+    h.deliverAs(7, 'orders.us', 1);
+    // The server forgot it delivered 1, 2, 6 and 7 and sends them again as first deliveries, in another order.
+    const again = [h.deliverAs(7, 'orders.us', 1), h.deliverAs(1, 'orders.eu', 1), h.deliverAs(2, 'orders.eu', 1), h.deliverAs(6, 'orders.us', 1)];
+    await settle();
+    expect(again.map((m) => m.acks)).toEqual([0, 0, 0, 0]);
+    expect(h.held()).toBe(4);
+    h.deliver('orders.eu'); // seq 3 (deliver() numbers its own deliveries): fills the orders.eu block
+    await settle();
+    expect(again.map((m) => m.acks)).toEqual([0, 1, 1, 0]);
+    h.actor.send({ type: 'drain' });
+    await settle();
+    expect(again.map((m) => m.acks)).toEqual([1, 1, 1, 1]);
+    const stored = [...h.store.objects].filter(([key]) => !key.endsWith(MANIFEST_SUFFIX)).flatMap(([, body]) => decoded(body).map((e) => e.seq));
+    expect(stored.sort((a, b) => a - b)).toEqual([1, 2, 3, 6, 7]);
+    expect(h.actor.getSnapshot().output?.report).toMatchObject({ redeliveriesSkipped: 4, messages: 5 });
   });
 
   it('after a crash, holds back redeliveries until the archive says which are stored, then acks those and captures the rest', async () => {

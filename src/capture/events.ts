@@ -50,7 +50,10 @@ export interface CaptureReport {
   messages: number;
   /** Undecodable messages stored in the dead-letter prefix and acked. */
   deadLettered: number;
-  /** Messages redelivered after their block was stored (a lost ack): acked again, not stored twice. */
+  /**
+   * Messages delivered again after they were captured: after their block was stored (a lost ack), acked again;
+   * while a block not stored yet holds them (a server restart), acked with that block. Never stored twice.
+   */
   redeliveriesSkipped: number;
   blocks: number;
   storedBytes: number;

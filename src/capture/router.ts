@@ -83,6 +83,8 @@ export class BlockRouter<T = Envelope> {
   private readonly storedSeqs = new SeqSet();
   /** The sequences of every block not yet stored, by its buffer. */
   private readonly seqsOf = new Map<BlockBuffer<unknown>, number[]>();
+  /** Blocks' sequence lists that are not increasing (a redelivery appended after later ones): searched linearly. */
+  private readonly unsortedSeqs = new WeakSet<number[]>();
   /** Sequences handed back for another attempt, not seen again yet: a re-created consumer must deliver them. */
   private readonly retrying = new Set<number>();
   private accepting = true;
@@ -150,6 +152,17 @@ export class BlockRouter<T = Envelope> {
       this.redeliveriesSkipped++;
       return;
     }
+    if (envelope.seq <= this.highestSeq) {
+      // Delivered again while a block still holds it (not stored yet): a server restart can roll the consumer's
+      // delivered state back and send held messages again, even as first deliveries. The new delivery is acked
+      // with the holding block instead of being captured a second time; if that block fails, neither is acked.
+      const holder = this.bufferHolding(envelope.seq);
+      if (holder) {
+        holder.acks.add(this.ackOf(message));
+        this.redeliveriesSkipped++;
+        return;
+      }
+    }
     if (envelope.seq > this.highestSeq) this.highestSeq = envelope.seq;
     if (this.retrying.size > 0) this.retrying.delete(envelope.seq);
     let value: T;
@@ -173,7 +186,7 @@ export class BlockRouter<T = Envelope> {
     const bytesBefore = buffer.bytes;
     try {
       buffer.append(value, envelope, this.ackOf(message));
-      block.seqs.push(envelope.seq);
+      this.pushSeq(block.seqs, envelope.seq);
     } catch (error) {
       // The format refused the value (e.g. a CSV flatten that throws): nothing was appended.
       this.undecodable(message, envelope, error);
@@ -230,7 +243,7 @@ export class BlockRouter<T = Envelope> {
     const letter: DeadLetter = { envelope, error: errorText(error), deliveries: envelope.deliveryCount, at: this.options.now() };
     const bytesBefore = block.buffer.bytes;
     block.buffer.append(letter, envelope, this.ackOf(message));
-    block.seqs.push(envelope.seq);
+    this.pushSeq(block.seqs, envelope.seq);
     this.held++;
     this.bufferedBytes += block.buffer.bytes - bytesBefore;
     this.options.onUndecodable(envelope, error, 'dead-letter');
@@ -296,6 +309,19 @@ export class BlockRouter<T = Envelope> {
     this.seqsOf.delete(buffer);
   }
 
+  private pushSeq(seqs: number[], seq: number): void {
+    if (seqs.length > 0 && seq < seqs[seqs.length - 1]!) this.unsortedSeqs.add(seqs);
+    seqs.push(seq);
+  }
+
+  /** The buffer of a block not stored yet that holds `seq`, if any. Only asked for sequences seen before. */
+  private bufferHolding(seq: number): BlockBuffer<unknown> | undefined {
+    for (const [buffer, seqs] of this.seqsOf) {
+      if (this.unsortedSeqs.has(seqs) ? seqs.includes(seq) : sortedIncludes(seqs, seq)) return buffer;
+    }
+    return undefined;
+  }
+
   /** The consumer's ack floor: nothing at or below it is delivered again, so the stored set forgets it. */
   ackFloor(streamSeq: number): void {
     this.storedSeqs.pruneBelow(streamSeq + 1);
@@ -348,6 +374,19 @@ export class BlockRouter<T = Envelope> {
     }
     if (largest && openHeld >= this.maxAckPending / 2) this.full(largest, 'ack-pending');
   }
+}
+
+function sortedIncludes(seqs: readonly number[], seq: number): boolean {
+  let lo = 0;
+  let hi = seqs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const value = seqs[mid]!;
+    if (value === seq) return true;
+    if (value < seq) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
 }
 
 function errorText(error: unknown): string {
