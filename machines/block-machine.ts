@@ -66,6 +66,18 @@ export type BlockParentEvent =
       cause?: unknown;
     };
 
+/** The time limits a tick checks, one per seal reason; the supervisor asks the same before it sends a tick. */
+const timeLimits = {
+  ackDeadline: (buffer: BlockBuffer<unknown>, limits: BlockLimits, now: number) => now - buffer.openedAt >= limits.ackDeadlineMs,
+  maxAge: (buffer: BlockBuffer<unknown>, limits: BlockLimits, now: number) => now - buffer.openedAt >= limits.maxAgeMs,
+  idle: (buffer: BlockBuffer<unknown>, limits: BlockLimits, now: number) => now - buffer.lastAppendAt >= limits.idleMs,
+};
+
+/** Whether a tick could seal this open block now. */
+export function timeLimitReached(buffer: BlockBuffer<unknown>, limits: BlockLimits, now: number): boolean {
+  return timeLimits.ackDeadline(buffer, limits, now) || timeLimits.maxAge(buffer, limits, now) || timeLimits.idle(buffer, limits, now);
+}
+
 const blockEvent = (event: CaptureEvent): BlockParentEvent => ({ type: 'block.event', event });
 
 const finishedEvent = (context: BlockContext, outcome: 'acked' | 'failed' | 'abandoned'): BlockParentEvent => ({
@@ -85,9 +97,9 @@ export const blockMachine = setup({
   },
   actors: { sealBlock, storeSealedBlock, ackMessages, keepAlive },
   guards: {
-    ackDeadlineReached: ({ context }) => context.now() - context.buffer.openedAt >= context.limits.ackDeadlineMs,
-    maxAgeReached: ({ context }) => context.now() - context.buffer.openedAt >= context.limits.maxAgeMs,
-    idle: ({ context }) => context.now() - context.buffer.lastAppendAt >= context.limits.idleMs,
+    ackDeadlineReached: ({ context }) => timeLimits.ackDeadline(context.buffer, context.limits, context.now()),
+    maxAgeReached: ({ context }) => timeLimits.maxAge(context.buffer, context.limits, context.now()),
+    idle: ({ context }) => timeLimits.idle(context.buffer, context.limits, context.now()),
     permanentError: ({ event }) => !isTransient((event as { error?: unknown }).error),
     attemptsExhausted: ({ context }) => context.attempts >= context.retry.maxAttempts,
   },

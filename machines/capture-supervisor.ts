@@ -17,7 +17,7 @@ import { BlockRouter, type RouterOptions, type UndecodableAction } from '../src/
 import { describeError, JetvaultError } from '../src/errors.js';
 import type { Store } from '../src/stores/store.js';
 import { checkStore, recoverStored, ticker, watchCaughtUp, watchConsumerInfo } from './actors/supervisor-actors.js';
-import { blockMachine, type BlockLimits, type BlockParentEvent, type BlockRetryPolicy } from './block-machine.js';
+import { blockMachine, timeLimitReached, type BlockLimits, type BlockParentEvent, type BlockRetryPolicy } from './block-machine.js';
 import { connectionMachine, type ConnectionParentEvent } from './connection-machine.js';
 import { subscriptionMachine, type SubscriptionParentEvent } from './subscription-machine.js';
 
@@ -107,12 +107,6 @@ function tickIntervalMs(context: Pick<CaptureSupervisorContext, 'idleMs' | 'maxA
 function blockActorId(blockId: string): string {
   const digits = /\d+$/.exec(blockId)?.[0];
   return digits ?? blockId;
-}
-
-/** Whether a tick could seal this open block: the same limits as the block machine's tick guards. */
-function timeLimitReached(buffer: BlockBuffer<unknown>, limits: BlockLimits, now: number): boolean {
-  const age = now - buffer.openedAt;
-  return age >= limits.ackDeadlineMs || age >= limits.maxAgeMs || now - buffer.lastAppendAt >= limits.idleMs;
 }
 
 // Closures for child actors, built from the values they need only (see spawnBlock).
